@@ -1,0 +1,1 @@
+//! Schema migrations for Skirmish. Built out by the persistence issue.

@@ -1,0 +1,1 @@
+//! Storage for Skirmish. Built out by the persistence issue.
