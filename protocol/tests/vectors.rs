@@ -27,7 +27,10 @@ fn index() -> serde_json::Value {
 fn every_vector_is_committed_and_described() {
     let index = index();
     let entries = index["vectors"].as_array().unwrap();
-    let described: BTreeSet<&str> = entries.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let described: BTreeSet<&str> = entries
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
     let defined: BTreeSet<&str> = vectors::all().iter().map(|v| v.name).collect();
     assert_eq!(described, defined);
     let on_disk: BTreeSet<String> = std::fs::read_dir(dir())
@@ -41,10 +44,21 @@ fn every_vector_is_committed_and_described() {
     for vector in vectors::all() {
         let entry = entries.iter().find(|e| e["name"] == vector.name).unwrap();
         let bytes = std::fs::read(dir().join(entry["file"].as_str().unwrap())).unwrap();
-        assert_eq!(bytes, vector.bytes(), "{}: the code encodes other bytes", vector.name);
+        assert_eq!(
+            bytes,
+            vector.bytes(),
+            "{}: the code encodes other bytes",
+            vector.name
+        );
         assert_eq!(entry["hex"], vectors::hex(&bytes), "{}", vector.name);
-        assert_eq!(entry["reading"], vectors::reading(&bytes), "{}", vector.name);
+        assert_eq!(
+            entry["reading"],
+            vectors::reading(&bytes),
+            "{}",
+            vector.name
+        );
         assert_eq!(entry["direction"], vector.direction(), "{}", vector.name);
+        assert_eq!(entry["description"], vector.description, "{}", vector.name);
         assert_eq!(
             entry["error_code"].as_str(),
             vector.error_code().map(|c| c.as_str()),
@@ -79,7 +93,12 @@ fn every_committed_vector_decodes_to_its_documented_value() {
             Message::Server(expected) => {
                 let decoded = decode_server(&bytes).unwrap();
                 assert_eq!(&decoded, expected, "{}", vector.name);
-                assert_eq!(decoded.encode(), bytes, "{}: re-encoding differs", vector.name);
+                assert_eq!(
+                    decoded.encode(),
+                    bytes,
+                    "{}: re-encoding differs",
+                    vector.name
+                );
             }
         }
     }
@@ -87,13 +106,17 @@ fn every_committed_vector_decodes_to_its_documented_value() {
 
 #[test]
 fn protocol_md_shows_every_vector() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md"))
-        .unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md")).unwrap();
     let squashed: String = doc.split_whitespace().collect();
     for vector in vectors::all() {
         let bytes = vector.bytes();
         let hex: String = vectors::hex(&bytes).split_whitespace().collect();
-        assert!(squashed.contains(&hex), "PROTOCOL.md lacks the hex of {}", vector.name);
+        assert!(
+            squashed.contains(&hex),
+            "PROTOCOL.md lacks the hex of {}",
+            vector.name
+        );
         let reading: String = vectors::reading(&bytes).split_whitespace().collect();
         assert!(
             squashed.contains(&reading),
