@@ -90,7 +90,11 @@ async fn main() -> Result<()> {
         .unwrap_or_else(|| DEFAULT_URL.to_owned());
     prepare_sqlite_dir(&url)?;
     let mut options = ConnectOptions::new(url.clone());
-    options.sqlx_logging(false);
+    // Fail fast on an unreachable database instead of sqlx's 30 s default.
+    options
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .sqlx_logging(false);
     let db = Database::connect(options)
         .await
         .context("cannot connect to the database (check --database-url / SKIRMISH_DATABASE_URL)")?;
