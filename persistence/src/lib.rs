@@ -25,6 +25,7 @@ use std::time::Duration;
 use time::{OffsetDateTime, UtcOffset};
 
 pub use migrations;
+pub use sea_orm;
 pub use sea_orm::DatabaseBackend;
 
 /// Most rows in one `INSERT`. A batch is normally far smaller (the actor flushes at 500 rows);
@@ -152,6 +153,19 @@ pub struct SnapshotRecord {
     pub created_at: OffsetDateTime,
 }
 
+impl SnapshotRecord {
+    /// Whether the record fits its columns; [`Storage::write_batch`] rejects the whole batch
+    /// otherwise, so a buffering caller checks each record on arrival.
+    pub fn check(&self) -> Result<(), StorageError> {
+        i64::try_from(self.tick).map(drop).map_err(|_| {
+            StorageError::OutOfRange(format!(
+                "tick {} of room {} exceeds i64",
+                self.tick, self.room_id
+            ))
+        })
+    }
+}
+
 /// A snapshot read back from the database.
 pub type StoredSnapshot = SnapshotRecord;
 
@@ -164,6 +178,18 @@ pub struct ResultRecord {
     /// 1 is the winner. Stored as a 32-bit signed integer.
     pub rank: u32,
     pub finished_at: OffsetDateTime,
+}
+
+impl ResultRecord {
+    /// Whether the record fits its columns (see [`SnapshotRecord::check`]).
+    pub fn check(&self) -> Result<(), StorageError> {
+        i32::try_from(self.rank).map(drop).map_err(|_| {
+            StorageError::OutOfRange(format!(
+                "rank {} of player {} in room {} exceeds i32",
+                self.rank, self.player_id, self.room_id
+            ))
+        })
+    }
 }
 
 /// What one flush writes: rooms (upserted), snapshots (appended) and results (upserted).
@@ -520,30 +546,23 @@ fn room_model(r: &RoomRecord) -> rooms::ActiveModel {
 }
 
 fn snapshot_model(s: &SnapshotRecord) -> Result<room_snapshots::ActiveModel, StorageError> {
-    let tick = i64::try_from(s.tick).map_err(|_| {
-        StorageError::OutOfRange(format!("tick {} of room {} exceeds i64", s.tick, s.room_id))
-    })?;
+    s.check()?;
     Ok(room_snapshots::ActiveModel {
         id: NotSet,
         room_id: Set(s.room_id.clone()),
-        tick: Set(tick),
+        tick: Set(s.tick as i64), // checked just above
         state: Set(s.state.clone()),
         created_at: Set(db_time(s.created_at)),
     })
 }
 
 fn result_model(r: &ResultRecord) -> Result<match_results::ActiveModel, StorageError> {
-    let rank = i32::try_from(r.rank).map_err(|_| {
-        StorageError::OutOfRange(format!(
-            "rank {} of player {} in room {} exceeds i32",
-            r.rank, r.player_id, r.room_id
-        ))
-    })?;
+    r.check()?;
     Ok(match_results::ActiveModel {
         room_id: Set(r.room_id.clone()),
         player_id: Set(r.player_id.clone()),
         score: Set(i64::from(r.score)),
-        rank: Set(rank),
+        rank: Set(r.rank as i32), // checked just above
         finished_at: Set(db_time(r.finished_at)),
     })
 }
