@@ -46,6 +46,8 @@ pub trait Game: Sized + Send + 'static {
     fn step(&mut self, events: &mut Vec<GameEvent>);
     fn is_over(&self) -> bool;
     fn player_count(&self) -> usize;
+    /// The players holding a slot, in a deterministic order.
+    fn players(&self) -> Vec<PlayerId>;
 
     fn view(&self) -> Self::View<'_>;
     fn snapshot(&self) -> Self::Snapshot;

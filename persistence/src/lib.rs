@@ -362,7 +362,7 @@ impl Storage {
     }
 
     /// The snapshot of `room_id` with the highest tick (the newest row among equal ticks), read
-    /// off the `(room_id, tick, id)` index.
+    /// off the `(room_id, tick DESC, id DESC)` index (its first entry for the room).
     pub async fn latest_snapshot(
         &self,
         room_id: &str,
@@ -472,7 +472,7 @@ impl Storage {
 /// `DELETE FROM room_snapshots WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER
 /// (PARTITION BY room_id ORDER BY tick DESC, id DESC) AS rn FROM room_snapshots [WHERE room_id IN
 /// (…)]) AS ranked WHERE rn > keep)`: portable to PostgreSQL and SQLite (3.25+), and the window's
-/// order is the index's order read backwards.
+/// order is exactly the index's order, so PostgreSQL reads it with an index-only scan and no sort.
 fn prune_statement(keep: u32, rooms: Option<&[String]>) -> sea_orm::sea_query::DeleteStatement {
     use room_snapshots::Column as C;
     let mut ranked = Query::select();
@@ -698,5 +698,22 @@ mod tests {
         assert_eq!(d.offset(), UtcOffset::UTC);
         assert_eq!(d.nanosecond(), 123_456_000);
         assert_eq!(d, t.replace_nanosecond(123_456_000).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod sql_tests {
+    use super::*;
+
+    /// The pruning statement is the same SQL on both backends apart from placeholders (and it is
+    /// the statement whose plan BENCHMARKS.md records).
+    #[test]
+    fn prune_sql() {
+        let stmt = prune_statement(10, Some(&["a".to_owned()]));
+        let pg = DatabaseBackend::Postgres.build(&stmt).to_string();
+        let lite = DatabaseBackend::Sqlite.build(&stmt).to_string();
+        let expected = r#"DELETE FROM "room_snapshots" WHERE "id" IN (SELECT "id" FROM (SELECT "id", ROW_NUMBER() OVER ( PARTITION BY "room_id" ORDER BY "tick" DESC, "id" DESC ) AS "rn" FROM "room_snapshots" WHERE "room_snapshots"."room_id" IN ('a')) AS "ranked" WHERE "rn" > 10)"#;
+        assert_eq!(pg, expected);
+        assert_eq!(lite, expected);
     }
 }

@@ -1,16 +1,53 @@
 //! Configuration: defaults, then an optional `skirmish.toml`, then `SKIRMISH_*` environment variables.
+//! Everything is validated before any port is bound; an invalid value names its key.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// The server's settings. Durations are in milliseconds (`_ms`), as in the environment variables.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Bearer key for `/v1`; none means a random key is generated and logged once.
+    pub api_key: Option<String>,
+    /// `sqlite://...` or `postgres://...`; the default is an embedded SQLite file.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub database_min_connections: u32,
+    pub database_acquire_timeout_ms: u64,
+    /// Base of the WebSocket URLs in tickets (`ws://host:port`); derived from `listen` when absent.
+    pub public_url: Option<String>,
     pub log: String,
     pub log_format: LogFormat,
+    /// Signs tickets and resume tokens; when absent one is generated once and kept in the database.
+    pub secret: Option<String>,
+    pub ticket_ttl_ms: u64,
+    pub resume_grace_ms: u64,
+    pub outbound_queue: usize,
+    pub slow_client_timeout_ms: u64,
+    /// SO_SNDBUF of each WebSocket connection; none keeps the OS default.
+    pub socket_send_buffer: Option<usize>,
+    pub max_frame_bytes: usize,
+    pub heartbeat_interval_ms: u64,
+    pub client_timeout_ms: u64,
+    /// A room with nobody in it (no players, no reservations) closes after this long.
+    pub empty_room_timeout_ms: u64,
+    /// A closed room still answers `GET` for this long before it is forgotten.
+    pub closed_room_retention_ms: u64,
+    /// Room arbiters; 0 means one per available core.
+    pub room_threads: usize,
+    /// Snapshot every this many ticks (default: once a second at 20 Hz).
+    pub snapshot_every_ticks: u32,
+    pub persistence_flush_interval_ms: u64,
+    pub persistence_batch_size: usize,
+    pub persistence_max_buffered: usize,
+    /// Snapshots kept per room by pruning.
+    pub snapshots_kept: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,23 +61,215 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_key: None,
+            database_url: "sqlite://data/skirmish.db?mode=rwc".into(),
+            database_max_connections: 10,
+            database_min_connections: 1,
+            database_acquire_timeout_ms: 3000,
+            public_url: None,
             log: "info".into(),
             log_format: LogFormat::Pretty,
+            secret: None,
+            ticket_ttl_ms: 30_000,
+            resume_grace_ms: 15_000,
+            outbound_queue: 64,
+            slow_client_timeout_ms: 5000,
+            socket_send_buffer: None,
+            max_frame_bytes: protocol::MAX_CLIENT_FRAME_BYTES,
+            heartbeat_interval_ms: 5000,
+            client_timeout_ms: 30_000,
+            empty_room_timeout_ms: 60_000,
+            closed_room_retention_ms: 300_000,
+            room_threads: 0,
+            snapshot_every_ticks: 20,
+            persistence_flush_interval_ms: 250,
+            persistence_batch_size: 500,
+            persistence_max_buffered: 20_000,
+            snapshots_kept: 10,
         }
     }
 }
 
 /// A configuration value that cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(#[from] Box<figment::Error>);
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
 
 impl Config {
+    /// Reads `skirmish.toml` (if present) and the environment, then validates.
     pub fn load() -> Result<Self, ConfigError> {
-        Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file("skirmish.toml"))
-            .merge(Env::prefixed("SKIRMISH_"))
+        let mut figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file("skirmish.toml"));
+        // DATABASE_URL is the conventional name; SKIRMISH_DATABASE_URL wins over it.
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(Serialized::default("database_url", url));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("SKIRMISH_").ignore(&["CONFIG"]))
             .extract()
-            .map_err(|e| ConfigError(Box::new(e)))
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(key) = &self.api_key
+            && key.len() < 16
+        {
+            return Err(invalid("api_key", "must be at least 16 characters"));
+        }
+        if let Some(secret) = &self.secret
+            && secret.len() < 32
+        {
+            return Err(invalid("secret", "must be at least 32 characters"));
+        }
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if self.database_max_connections == 0
+            || self.database_min_connections > self.database_max_connections
+        {
+            return Err(invalid(
+                "database_max_connections",
+                "must be at least 1 and at least database_min_connections",
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("ws://") || url.starts_with("wss://"))
+        {
+            return Err(invalid("public_url", "must start with ws:// or wss://"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .map_err(|e| invalid("log", e.to_string()))?;
+        let positive: [(&'static str, u64); 9] = [
+            ("ticket_ttl_ms", self.ticket_ttl_ms),
+            ("resume_grace_ms", self.resume_grace_ms),
+            ("slow_client_timeout_ms", self.slow_client_timeout_ms),
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+            ("client_timeout_ms", self.client_timeout_ms),
+            (
+                "database_acquire_timeout_ms",
+                self.database_acquire_timeout_ms,
+            ),
+            (
+                "persistence_flush_interval_ms",
+                self.persistence_flush_interval_ms,
+            ),
+            ("snapshot_every_ticks", u64::from(self.snapshot_every_ticks)),
+            ("snapshots_kept", u64::from(self.snapshots_kept)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if !(2..=4096).contains(&self.outbound_queue) {
+            return Err(invalid(
+                "outbound_queue",
+                "must be between 2 and 4096 frames",
+            ));
+        }
+        if !(64..=1 << 20).contains(&self.max_frame_bytes) {
+            return Err(invalid("max_frame_bytes", "must be between 64 and 1048576"));
+        }
+        if self.persistence_batch_size == 0
+            || self.persistence_max_buffered < self.persistence_batch_size
+        {
+            return Err(invalid(
+                "persistence_max_buffered",
+                "must be at least persistence_batch_size, which must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn ws_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("ws://{}", self.listen),
+        }
+    }
+
+    pub fn resume_grace(&self) -> Duration {
+        Duration::from_millis(self.resume_grace_ms)
+    }
+
+    pub fn ticket_ttl(&self) -> Duration {
+        Duration::from_millis(self.ticket_ttl_ms)
+    }
+
+    pub fn room_threads(&self) -> usize {
+        if self.room_threads > 0 {
+            self.room_threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let config = Config {
+            outbound_queue: 0,
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("outbound_queue")
+        );
+        let config = Config {
+            api_key: Some("short".into()),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("api_key")
+        );
+        let config = Config {
+            database_url: "mysql://x".into(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database_url")
+        );
+        let config = Config {
+            log: "[[[".into(),
+            ..Config::default()
+        };
+        assert!(config.validate().unwrap_err().to_string().contains("log"));
     }
 }

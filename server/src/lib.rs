@@ -1,7 +1,22 @@
 //! The Skirmish server as a library, so the binary and the integration tests start it the same way.
 //!
 //! - [`config`]: the typed configuration, read and validated before anything binds.
-//! - [`startup`]: builds and runs the actix-web application.
+//! - [`startup`]: builds the application (database, arbiters, restored rooms, HTTP) and shuts it down.
+//! - [`domain`]: values parsed at the edge: `RoomId`, room settings, tickets and resume tokens.
+//! - [`http`]: the matchmaking API, the WebSocket upgrade, health, metrics and OpenAPI.
+//! - [`room`]: the room actor (one per room, drift-free tick), its messages, the registry and game modes.
+//! - [`session`]: the session actor (one per connection) and its bounded outbound queue.
+//! - [`persistence_actor`], [`persistence_link`]: batched writes of snapshots, rooms and results.
+//! - [`metrics`]: the Prometheus metric names and recorders.
 
+pub mod clock;
 pub mod config;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod persistence_actor;
+pub mod persistence_link;
+pub mod room;
+pub mod session;
 pub mod startup;
+pub mod telemetry;

@@ -1,35 +1,291 @@
 //! Builds the application the same way for the binary and for the tests.
+//!
+//! Order: configuration (already validated) → metrics → database (connect, migrate, secret) →
+//! room arbiters → restore the rooms that were open → bind → serve. [`Application::shutdown`] is the
+//! graceful stop: stop accepting, close every room (1001 to clients, final snapshots), flush
+//! persistence, then let the connections finish their close handshakes.
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_rt::Arbiter;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, middleware, web};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::domain::tickets::{Signer, UsedNonces};
+use crate::domain::{RoomId, RoomSettings};
+use crate::http::{self, AppState};
+use crate::room::messages::CloseKind;
+use crate::room::modes::Restored;
+use crate::room::registry::RoomRegistry;
+use crate::room::{Modes, RoomEnv, RoomTimings};
+use crate::session::SessionSettings;
 
-/// A bound, not yet running server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Storage(#[from] persistence::StorageError),
+    #[error("binding {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, running-once-awaited server.
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
+    arbiters: Vec<Arbiter>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Application {
-    pub fn build(config: &Config) -> std::io::Result<Self> {
-        let listener = std::net::TcpListener::bind(config.listen)?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(|| App::new().route("/healthz", web::get().to(healthz)))
-            .listen(listener)?
-            .run();
-        Ok(Self { port, server })
+    pub async fn build(mut config: Config) -> Result<Self, StartupError> {
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|source| StartupError::Bind {
+                address: config.listen,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: config.listen,
+            source,
+        })?;
+        let port = local.port();
+        // Tickets carry the address clients can reach, with the port actually bound (`:0` in tests).
+        config
+            .public_url
+            .get_or_insert_with(|| format!("ws://{local}"));
+        let metrics = crate::metrics::install();
+        let storage = connect_storage(&config).await?;
+        let secret = match &config.secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                storage
+                    .secret_or_insert(&rand::random::<[u8; 32]>())
+                    .await?
+            }
+        };
+        let api_key = config.api_key.clone().unwrap_or_else(|| {
+            let key = format!("{:032x}", rand::random::<u128>());
+            warn!(api_key = %key, "no api_key configured: generated one for this run");
+            key
+        });
+        let signer = Arc::new(Signer::new(&secret));
+        let registry = Arc::new(RoomRegistry::default());
+        let arbiters: Vec<Arbiter> = (0..config.room_threads()).map(|_| Arbiter::new()).collect();
+        let store = crate::persistence_link::start(storage.clone(), &config);
+        let env = Arc::new(RoomEnv::new(
+            registry.clone(),
+            signer.clone(),
+            RoomTimings {
+                resume_grace: config.resume_grace(),
+                empty_room_timeout: Duration::from_millis(config.empty_room_timeout_ms),
+                snapshot_every_ticks: config.snapshot_every_ticks,
+            },
+            Some(store.clone() as Arc<dyn crate::room::RoomStore>),
+            arbiters.iter().map(|a| a.handle()).collect(),
+        ));
+        let modes = Arc::new(Modes::standard());
+        restore_rooms(&storage, &modes, &env, &store).await?;
+
+        let sessions = Arc::new(SessionSettings {
+            max_frame_bytes: config.max_frame_bytes,
+            heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
+            client_timeout: Duration::from_millis(config.client_timeout_ms),
+            resume_grace: config.resume_grace(),
+            outbound_queue: config.outbound_queue,
+            slow_client_timeout: Duration::from_millis(config.slow_client_timeout_ms),
+        });
+        let config = Arc::new(config);
+        let state = web::Data::new(AppState {
+            config: config.clone(),
+            api_key,
+            registry,
+            modes,
+            env,
+            signer,
+            nonces: Arc::new(UsedNonces::default()),
+            storage,
+            sessions,
+            metrics,
+            matchmaking: Mutex::new(()),
+            store,
+        });
+
+        let app_state = state.clone();
+        let send_buffer = config.socket_send_buffer;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(middleware::from_fn(http::track_requests))
+                .configure(http::configure)
+        })
+        .workers(config.room_threads())
+        .backlog(4096)
+        .disable_signals()
+        .shutdown_timeout(3)
+        .on_connect(move |connection, _| {
+            if let (Some(bytes), Some(tcp)) = (
+                send_buffer,
+                connection.downcast_ref::<actix_web::rt::net::TcpStream>(),
+            ) && let Err(error) = socket2::SockRef::from(tcp).set_send_buffer_size(bytes)
+            {
+                warn!(%error, "could not set the socket send buffer");
+            }
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: config.listen,
+            source,
+        })?
+        .run();
+
+        spawn_sweeper(state.clone());
+        info!(port, rooms = state.registry.len(), "skirmish listening");
+        Ok(Self {
+            port,
+            server,
+            state,
+            arbiters,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// A handle that can stop the server gracefully from anywhere (signals, tests).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            server: self.server.handle(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// Serves until [`ShutdownHandle::shutdown`] has run.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        for arbiter in self.arbiters {
+            arbiter.stop();
+        }
+        result
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+/// Stops the server gracefully.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    server: ServerHandle,
+    state: web::Data<AppState>,
+}
+
+impl std::fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShutdownHandle")
+    }
+}
+
+impl ShutdownHandle {
+    /// 1 stop accepting; 2 close every room (clients get 1001, final snapshots go to persistence);
+    /// 3 flush persistence and wait for the commit; 4 let connections finish their close handshake.
+    pub async fn shutdown(&self) {
+        info!("shutting down");
+        self.server.pause().await;
+        let closing: Vec<_> = self
+            .state
+            .registry
+            .entries()
+            .into_iter()
+            .filter(|entry| entry.shared.is_open())
+            .map(|entry| entry.port.close(CloseKind::Shutdown))
+            .collect();
+        futures_util::future::join_all(closing).await;
+        if let Err(error) = self.state.store.flush().await {
+            error!(%error, "final flush failed: the latest state may be lost");
+        }
+        // Give the close frames a moment to go out before connections are torn down.
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        self.server.stop(true).await;
+        info!("stopped");
+    }
+}
+
+async fn connect_storage(config: &Config) -> Result<persistence::Storage, StartupError> {
+    let pool = persistence::PoolOptions {
+        max_connections: config.database_max_connections,
+        min_connections: config.database_min_connections,
+        acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+    };
+    let storage = persistence::Storage::connect(&config.database_url, &pool).await?;
+    storage.migrate().await?;
+    info!(database = %persistence::redact_url(&config.database_url), "database ready");
+    Ok(storage)
+}
+
+/// Brings back every room that was open, from its latest snapshot; a room that cannot be restored
+/// is closed in storage and logged, never silently dropped.
+async fn restore_rooms(
+    storage: &persistence::Storage,
+    modes: &Modes,
+    env: &Arc<RoomEnv>,
+    store: &crate::persistence_link::PersistenceLink,
+) -> Result<(), StartupError> {
+    for record in storage.open_rooms().await? {
+        let restored = async {
+            let id = RoomId::parse(&record.room_id).map_err(|e| e.to_string())?;
+            let mode = modes
+                .get(&record.mode)
+                .ok_or_else(|| format!("unknown mode {}", record.mode))?;
+            let settings: RoomSettings =
+                serde_json::from_str(&record.config).map_err(|e| e.to_string())?;
+            let snapshot = storage
+                .latest_snapshot(&record.room_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no snapshot")?;
+            let restored = Restored {
+                id,
+                settings,
+                created_at: record.created_at,
+                snapshot: &snapshot.state,
+            };
+            mode.restore(env, restored).map_err(|e| e.to_string())?;
+            Ok::<u64, String>(snapshot.tick)
+        }
+        .await;
+        match restored {
+            Ok(tick) => info!(room_id = %record.room_id, tick, "room restored"),
+            Err(reason) => {
+                warn!(room_id = %record.room_id, %reason, "room could not be restored; closing it");
+                store.close_unrestorable(record);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Once a second: forget used ticket nonces that have expired and closed rooms past retention.
+fn spawn_sweeper(state: web::Data<AppState>) {
+    actix_rt::spawn(async move {
+        let mut interval = actix_rt::time::interval(Duration::from_secs(1));
+        loop {
+            interval.tick().await;
+            state.nonces.purge_expired(crate::clock::now_ms());
+            let retention = Duration::from_millis(state.config.closed_room_retention_ms);
+            state
+                .registry
+                .prune_closed(time::OffsetDateTime::now_utc() - retention);
+        }
+    });
 }

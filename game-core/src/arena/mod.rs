@@ -101,7 +101,7 @@ pub struct Arena {
 }
 
 impl Arena {
-    pub fn players(&self) -> &[ArenaPlayer] {
+    pub fn arena_players(&self) -> &[ArenaPlayer] {
         &self.players
     }
 
@@ -289,6 +289,10 @@ impl Game for Arena {
 
     fn player_count(&self) -> usize {
         self.players.len()
+    }
+
+    fn players(&self) -> Vec<PlayerId> {
+        self.players.iter().map(|p| p.id.clone()).collect()
     }
 
     fn view(&self) -> ArenaView<'_> {

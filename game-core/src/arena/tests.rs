@@ -54,13 +54,13 @@ fn joins_and_leaves_come_out_of_the_next_step() {
 fn a_player_moves_200_units_per_second_and_stops_at_the_wall() {
     let mut game = arena(1, 100);
     game.join(id("a")).unwrap();
-    let start = game.players()[0].clone();
+    let start = game.arena_players()[0].clone();
     assert!(game.apply_input(&id("a"), Seq(1), Direction::new(1.0, 0.0).unwrap()));
     let mut events = Vec::new();
     for _ in 0..20 {
         game.step(&mut events);
     }
-    let moved = &game.players()[0];
+    let moved = &game.arena_players()[0];
     assert!(
         (moved.x - (start.x + 200.0).min(ARENA_SIZE)).abs() < 1e-3,
         "{} -> {}",
@@ -71,7 +71,7 @@ fn a_player_moves_200_units_per_second_and_stops_at_the_wall() {
     for _ in 0..200 {
         game.step(&mut events);
     }
-    assert_eq!(game.players()[0].x, ARENA_SIZE);
+    assert_eq!(game.arena_players()[0].x, ARENA_SIZE);
 }
 
 #[test]
@@ -84,8 +84,8 @@ fn stale_inputs_are_ignored_and_last_seq_reports_the_newest_applied() {
     assert!(!game.apply_input(&id("a"), Seq(5), left));
     assert!(!game.apply_input(&id("a"), Seq(3), left));
     assert!(!game.apply_input(&id("nobody"), Seq(9), left));
-    assert_eq!(game.players()[0].last_seq, Seq(5));
-    assert_eq!(game.players()[0].direction, right);
+    assert_eq!(game.arena_players()[0].last_seq, Seq(5));
+    assert_eq!(game.arena_players()[0].direction, right);
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn touching_a_pickup_scores_and_a_new_one_appears() {
     game.players[0].y = target.y;
     let before = game.pickups().len();
     game.step(&mut Vec::new());
-    assert_eq!(game.players()[0].score, 1);
+    assert_eq!(game.arena_players()[0].score, 1);
     assert_eq!(game.pickups().len(), before);
     assert!(game.pickups().iter().all(|p| p.id != target.id));
 }
@@ -144,7 +144,7 @@ fn the_view_serialises_to_the_wire_state_shape() {
         remaining_ms: u64,
     }
     let wire: Wire = rmp_serde::from_slice(&bytes).unwrap();
-    let p = &game.players()[0];
+    let p = &game.arena_players()[0];
     assert_eq!(wire.players, vec![("a".to_string(), p.x, p.y, 0, 3)]);
     assert_eq!(wire.pickups.len(), game.pickups().len());
     assert_eq!(wire.remaining_ms, 10_000 - 50);
@@ -228,8 +228,8 @@ proptest! {
         let mut scores: HashMap<PlayerId, u32> = HashMap::new();
         for action in &actions {
             run(&mut game, std::slice::from_ref(action));
-            prop_assert!(game.players().len() <= max_players as usize);
-            for p in game.players() {
+            prop_assert!(game.arena_players().len() <= max_players as usize);
+            for p in game.arena_players() {
                 prop_assert!((0.0..=ARENA_SIZE).contains(&p.x) && (0.0..=ARENA_SIZE).contains(&p.y));
                 let previous = scores.insert(p.id.clone(), p.score).unwrap_or(0);
                 prop_assert!(p.score >= previous);

@@ -1,0 +1,131 @@
+//! The one mapping from errors to HTTP: a status and `{"error":{"code","message"}}`.
+//!
+//! Extractor failures (malformed JSON, wrong content type, bad path or query) are routed here too,
+//! so a client never sees actix-web's plain-text or HTML defaults.
+
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::tickets::TicketError;
+use crate::room::registry::SeatError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Not JSON, not an object, or the wrong content type.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid API key: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("{0}")]
+    Ticket(#[from] TicketError),
+    #[error("room {0} not found")]
+    RoomNotFound(String),
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("{0}")]
+    Seat(#[from] SeatError),
+    /// Well-formed JSON whose values are out of bounds or of the wrong type.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown mode {0:?}")]
+    UnknownMode(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Ticket(_) => "invalid_ticket",
+            Self::RoomNotFound(_) => "room_not_found",
+            Self::RouteNotFound(_) => "not_found",
+            Self::Seat(SeatError::Full) => "room_full",
+            Self::Seat(SeatError::Closed) => "room_closed",
+            Self::Invalid(_) => "invalid_request",
+            Self::UnknownMode(_) => "unknown_mode",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code (`room_full`, `invalid_request`, ...).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized | Self::Ticket(_) => StatusCode::UNAUTHORIZED,
+            Self::RoomNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Seat(_) => StatusCode::CONFLICT,
+            Self::Invalid(_) | Self::UnknownMode(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = match self {
+            // Internal details go to the log, not to the client.
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                self.to_string()
+            }
+            other => other.to_string(),
+        };
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), %message, "request failed");
+        } else {
+            tracing::debug!(code = self.code(), %message, "request refused");
+        }
+        HttpResponse::build(status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+            },
+        })
+    }
+}
+
+/// Malformed JSON and wrong content types are 400; well-formed JSON of the wrong shape is 422.
+pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api = match &error {
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Invalid(e.to_string()),
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        JsonPayloadError::ContentType => {
+            ApiError::BadRequest("the content type must be application/json".into())
+        }
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::BadRequest("the request body is too large".into())
+        }
+        other => ApiError::BadRequest(other.to_string()),
+    };
+    api.into()
+}
+
+pub fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::Invalid(format!("invalid query: {error}")).into()
+}
+
+pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid path: {error}")).into()
+}

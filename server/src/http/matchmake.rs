@@ -1,0 +1,83 @@
+//! `POST /v1/matchmake`: a seat in the fullest open room of a mode that has space, or in a new room.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::Authorized;
+use super::errors::{ApiError, ErrorBody};
+use super::rooms::{issue_seat, parse_player};
+use crate::domain::{RoomId, RoomSettings};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchmakeRequest {
+    pub mode: String,
+    /// 1 to 64 characters of `[A-Za-z0-9_-]`.
+    pub player_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchmakeBody {
+    pub room_id: String,
+    pub ticket: String,
+    /// The complete WebSocket URL to open, ticket included.
+    pub ws_url: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+#[utoipa::path(post, path = "/v1/matchmake", tag = "matchmaking", request_body = MatchmakeRequest,
+    responses(
+        (status = 201, description = "A seat in the fullest open room with space, or in a new room", body = MatchmakeBody),
+        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 422, description = "Invalid player_id or unknown mode", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn matchmake(
+    _: Authorized,
+    state: web::Data<AppState>,
+    body: web::Json<MatchmakeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let player = parse_player(&body.player_id)?;
+    let mode = state
+        .modes
+        .get(&body.mode)
+        .ok_or_else(|| ApiError::UnknownMode(body.mode.clone()))?;
+    // Held only for the scan and the reservation: microseconds, no await inside.
+    let _matchmaking = state.matchmaking.lock().unwrap_or_else(|p| p.into_inner());
+    let mut candidates: Vec<_> = state
+        .registry
+        .entries()
+        .into_iter()
+        .filter(|entry| entry.shared.mode == mode.name() && entry.shared.is_open())
+        .map(|entry| (entry.shared.held(), entry))
+        .filter(|(held, entry)| *held < entry.shared.settings.max_players as usize)
+        .collect();
+    // Fullest first, so rooms fill; oldest first among equals.
+    candidates.sort_by(|(a_held, a), (b_held, b)| {
+        b_held
+            .cmp(a_held)
+            .then_with(|| a.shared.created_at.cmp(&b.shared.created_at))
+    });
+    for (_, entry) in &candidates {
+        if let Ok(seat) = issue_seat(&state, entry, &player) {
+            return Ok(created(entry.shared.id.to_string(), seat));
+        }
+    }
+    let entry = mode.create(&state.env, RoomId::generate(), RoomSettings::default());
+    let seat = issue_seat(&state, &entry, &player)?;
+    Ok(created(entry.shared.id.to_string(), seat))
+}
+
+fn created(room_id: String, seat: super::rooms::SeatBody) -> HttpResponse {
+    HttpResponse::Created().json(MatchmakeBody {
+        room_id,
+        ticket: seat.ticket,
+        ws_url: seat.ws_url,
+        expires_at: seat.expires_at,
+    })
+}

@@ -1,0 +1,117 @@
+//! The HTTP side: the matchmaking API (`/v1`), the WebSocket upgrade, health, metrics and OpenAPI.
+
+pub mod auth;
+pub mod errors;
+mod health;
+mod matchmake;
+pub mod openapi;
+mod rooms;
+mod ws;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, web};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Config;
+use crate::domain::tickets::{Signer, UsedNonces};
+use crate::room::registry::RoomRegistry;
+use crate::room::{Modes, RoomEnv};
+use crate::session::SessionSettings;
+use errors::ApiError;
+
+/// What every handler shares.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub api_key: String,
+    pub registry: Arc<RoomRegistry>,
+    pub modes: Arc<Modes>,
+    pub env: Arc<RoomEnv>,
+    pub signer: Arc<Signer>,
+    pub nonces: Arc<UsedNonces>,
+    pub storage: persistence::Storage,
+    pub sessions: Arc<SessionSettings>,
+    pub metrics: PrometheusHandle,
+    /// Serialises "find the fullest room or create one" so concurrent quick matches fill rooms
+    /// instead of each opening its own; seat reservation itself is atomic per room.
+    pub matchmaking: Mutex<()>,
+    pub store: Arc<crate::persistence_link::PersistenceLink>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("rooms", &self.registry.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every route the application serves, as `(method, path)`; the OpenAPI test checks each is documented.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/rooms"),
+    ("get", "/v1/rooms"),
+    ("get", "/v1/rooms/{id}"),
+    ("delete", "/v1/rooms/{id}"),
+    ("post", "/v1/rooms/{id}/seats"),
+    ("post", "/v1/matchmake"),
+    ("get", "/v1/ws"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(16 * 1024)
+            .error_handler(errors::json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(errors::query_error))
+    .app_data(web::PathConfig::default().error_handler(errors::path_error))
+    .service(
+        web::scope("/v1")
+            .route("/rooms", web::post().to(rooms::create_room))
+            .route("/rooms", web::get().to(rooms::list_rooms))
+            .route("/rooms/{id}", web::get().to(rooms::get_room))
+            .route("/rooms/{id}", web::delete().to(rooms::delete_room))
+            .route("/rooms/{id}/seats", web::post().to(rooms::reserve_seat))
+            .route("/matchmake", web::post().to(matchmake::matchmake))
+            .route("/ws", web::get().to(ws::connect))
+            .route("/openapi.json", web::get().to(openapi::serve)),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound(format!(
+        "{} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Counts requests by route pattern, method and status, with latency.
+pub async fn track_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    crate::metrics::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    Ok(response)
+}

@@ -1,0 +1,113 @@
+//! `GET /v1/ws?ticket=…` and `GET /v1/ws?resume=…`: verify, then upgrade and start a session.
+//!
+//! Everything is checked before the upgrade, so a bad ticket gets a 401 JSON answer and no socket.
+
+use actix_http::ws::handshake;
+use actix_web::body::{BodyStream, MessageBody};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::errors::{ApiError, ErrorBody};
+use crate::domain::tickets::{TicketError, TokenKind};
+use crate::room::port::SessionStart;
+use crate::session::outbound::{Outbound, OutboundBody};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WsQuery {
+    /// A seat ticket from `POST /v1/rooms/{id}/seats` or `POST /v1/matchmake`.
+    pub ticket: Option<String>,
+    /// The `resume_token` of a `welcome`, to take a dropped slot back.
+    pub resume: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/ws", tag = "realtime", params(WsQuery),
+    description = "Upgrades to a WebSocket speaking the binary MessagePack protocol of PROTOCOL.md. \
+        Rate limits on the socket: about twice the room's tick rate in inputs per second, \
+        a burst of 5 chat lines then one every 2 s; more than 10 invalid frames in 10 s closes with 1008.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request, or neither ticket nor resume given", body = ErrorBody),
+        (status = 401, description = "Ticket or resume token invalid, expired, reused, forged or for a closed room", body = ErrorBody),
+    ))]
+pub async fn connect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<WsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut response = handshake(req.head())
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
+    let (entry, player) = admit(&state, &query).inspect_err(|error| {
+        if let ApiError::Ticket(reason) = error {
+            crate::metrics::ticket_rejected(reason.reason());
+        }
+    })?;
+    let (_, _, stream) =
+        actix_ws::handle(&req, payload).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let sessions = &state.sessions;
+    let outbound = Outbound::new(sessions.outbound_queue, sessions.slow_client_timeout);
+    entry.port.start_session(SessionStart {
+        room_id: entry.shared.id.clone(),
+        player,
+        tick_rate: entry.shared.settings.tick_rate,
+        stream,
+        outbound: outbound.clone(),
+        settings: sessions.clone(),
+    });
+    Ok(response
+        .message_body(BodyStream::new(OutboundBody::new(outbound)).boxed())
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .into())
+}
+
+/// Checks the ticket (signature, expiry, single use, seat) or the resume token (signature, slot).
+fn admit(
+    state: &AppState,
+    query: &WsQuery,
+) -> Result<
+    (
+        std::sync::Arc<crate::room::registry::RoomEntry>,
+        game_core::PlayerId,
+    ),
+    ApiError,
+> {
+    let now_ms = crate::clock::now_ms();
+    match (&query.ticket, &query.resume) {
+        (Some(ticket), None) => {
+            let claims = state.signer.verify(ticket, TokenKind::Ticket, now_ms)?;
+            let entry = state
+                .registry
+                .get(&claims.room_id)
+                .ok_or(TicketError::UnknownRoom)?;
+            if !state.nonces.consume(&claims) {
+                return Err(TicketError::Reused.into());
+            }
+            if !entry.shared.claim(&claims.player_id, &claims.nonce) {
+                return Err(if entry.shared.is_open() {
+                    TicketError::NoSeat
+                } else {
+                    TicketError::UnknownRoom
+                }
+                .into());
+            }
+            crate::metrics::ticket_consumed();
+            Ok((entry, claims.player_id))
+        }
+        (None, Some(token)) => {
+            let claims = state.signer.verify(token, TokenKind::Resume, now_ms)?;
+            let entry = state
+                .registry
+                .get(&claims.room_id)
+                .ok_or(TicketError::UnknownRoom)?;
+            if !entry.shared.holds(&claims.player_id) {
+                return Err(TicketError::NoSeat.into());
+            }
+            Ok((entry, claims.player_id))
+        }
+        _ => Err(ApiError::BadRequest(
+            "give exactly one of ticket or resume".into(),
+        )),
+    }
+}

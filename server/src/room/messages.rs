@@ -1,0 +1,71 @@
+//! Messages a room handles and sends.
+
+use std::sync::Arc;
+
+use actix::{Message, Recipient};
+use game_core::{JoinError, PlayerId};
+use protocol::ChatText;
+
+use super::input::InputCell;
+use crate::session::outbound::Outbound;
+
+/// A connection of a player, as the room knows it.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Unique per WebSocket connection, so a replaced session's late disconnect is recognised.
+    pub id: u64,
+    pub outbound: Arc<Outbound>,
+    pub session: Recipient<Kick>,
+}
+
+/// A session asks to take (or take back) its player's slot. The answer is the cell the session writes
+/// the player's inputs into; the room has already queued `welcome` on the connection.
+#[derive(Debug)]
+pub struct Join<I: 'static> {
+    pub player: PlayerId,
+    pub connection: Connection,
+    pub _input: std::marker::PhantomData<fn() -> I>,
+}
+
+impl<I: Send + 'static> Message for Join<I> {
+    type Result = Result<Arc<InputCell<I>>, JoinError>;
+}
+
+/// A session ended. `left` (a `leave` or a close with 1000) frees the slot at once; otherwise the
+/// slot is kept for the resume grace.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub player: PlayerId,
+    pub connection_id: u64,
+    pub left: bool,
+}
+
+/// A chat line to broadcast to the room.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Chat {
+    pub from: PlayerId,
+    pub text: ChatText,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseKind {
+    /// `DELETE /v1/rooms/{id}`: the room ends for good (sessions get 4001).
+    Deleted,
+    /// The server is stopping: a final snapshot, sessions get 1001, and the room stays open in
+    /// storage so that it is restored at the next start.
+    Shutdown,
+}
+
+/// Close the room; answered once its final state has been handed to persistence.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CloseRoom(pub CloseKind);
+
+/// Sent by a room to a session: close the connection with this code.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Kick {
+    pub code: u16,
+}

@@ -1,0 +1,470 @@
+//! The room actor: owns one game and ticks it at a fixed, drift-free rate.
+//!
+//! One actor per room, started on one of a pool of arbiters (one per core). It keeps the seats of its
+//! players (connection, input cell, drop time), and each tick:
+//! 1. takes each player's latest input from its cell and applies it (stale seqs are ignored by the game);
+//! 2. steps the game;
+//! 3. encodes each event once and queues it on every connection;
+//! 4. encodes the state once and queues the same `Bytes` on every connection (acks ride in `last_seq`);
+//! 5. once a second: expires reservations, dropped players past their grace and an empty room;
+//! 6. every `snapshot_every_ticks`: hands a snapshot to persistence;
+//! 7. if the match is over: announces results, persists them, closes the sessions with 4001 and stops.
+//!
+//! Tick n is due at `start + n·period`. A late tick runs at once and is counted; if a tick is more than a
+//! whole period late the schedule is re-anchored instead of running a burst of catch-up ticks.
+
+pub mod input;
+pub mod messages;
+pub mod modes;
+pub mod port;
+pub mod registry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, MessageResult};
+use actix_rt::ArbiterHandle;
+use bytes::Bytes;
+use game_core::{GameEvent, JoinError, PlayerId, RankedResult};
+use protocol::StateEncoder;
+use time::OffsetDateTime;
+use tracing::{debug, info, warn};
+
+use self::input::InputCell;
+use self::messages::{Chat, CloseKind, CloseRoom, Connection, Disconnect, Join, Kick};
+pub use self::modes::{GameMode, Modes, ServerGame};
+use self::registry::{RoomRegistry, RoomShared};
+use crate::domain::RoomSettings;
+use crate::domain::tickets::{Claims, Signer, TokenKind, new_nonce};
+use crate::metrics as m;
+use crate::session::outbound::Push;
+
+/// A tick that starts this much after it was due counts as late.
+pub const LATE_TICK_THRESHOLD: Duration = Duration::from_millis(5);
+/// How long a resume token stays valid (the room's own grace decides whether the slot is still there).
+const RESUME_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+
+/// Where rooms send what must outlive them. Implemented by the persistence actor's address.
+pub trait RoomStore: Send + Sync {
+    fn room_changed(&self, room: &RoomShared, settings: &RoomSettings);
+    fn snapshot(&self, room: &RoomShared, tick: u64, state: Vec<u8>);
+    fn results(&self, room: &RoomShared, results: &[RankedResult]);
+}
+
+/// Timings a room needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct RoomTimings {
+    pub resume_grace: Duration,
+    pub empty_room_timeout: Duration,
+    pub snapshot_every_ticks: u32,
+}
+
+/// What every room shares: the registry, the signer, the arbiters and persistence.
+pub struct RoomEnv {
+    pub registry: Arc<RoomRegistry>,
+    pub signer: Arc<Signer>,
+    pub timings: RoomTimings,
+    pub store: Option<Arc<dyn RoomStore>>,
+    arbiters: Vec<ArbiterHandle>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for RoomEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomEnv")
+            .field("arbiters", &self.arbiters.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RoomEnv {
+    pub fn new(
+        registry: Arc<RoomRegistry>,
+        signer: Arc<Signer>,
+        timings: RoomTimings,
+        store: Option<Arc<dyn RoomStore>>,
+        arbiters: Vec<ArbiterHandle>,
+    ) -> Self {
+        Self {
+            registry,
+            signer,
+            timings,
+            store,
+            arbiters,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Round-robin over the pool, so rooms spread over every core.
+    fn next_arbiter(&self) -> ArbiterHandle {
+        if self.arbiters.is_empty() {
+            return actix_rt::Arbiter::current();
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.arbiters[n % self.arbiters.len()].clone()
+    }
+}
+
+#[derive(Debug)]
+struct Seat<I> {
+    player: PlayerId,
+    input: Arc<InputCell<I>>,
+    connection: Option<Connection>,
+    dropped_at: Option<Instant>,
+}
+
+pub struct RoomActor<G: ServerGame> {
+    env: Arc<RoomEnv>,
+    shared: Arc<RoomShared>,
+    game: G,
+    seats: Vec<Seat<G::Input>>,
+    encoder: StateEncoder,
+    events: Vec<GameEvent>,
+    period: Duration,
+    anchor: Instant,
+    ticks_since_anchor: u32,
+    next_housekeeping: Instant,
+    empty_since: Option<Instant>,
+    closed: bool,
+}
+
+impl<G: ServerGame> RoomActor<G> {
+    fn new(
+        env: Arc<RoomEnv>,
+        shared: Arc<RoomShared>,
+        game: G,
+        restored_players: Vec<PlayerId>,
+    ) -> Self {
+        let now = Instant::now();
+        let seats = restored_players
+            .into_iter()
+            .map(|player| Seat {
+                player,
+                input: Arc::default(),
+                connection: None,
+                dropped_at: Some(now),
+            })
+            .collect();
+        Self {
+            period: Duration::from_secs(1) / game.tick_rate().max(1),
+            env,
+            shared,
+            game,
+            seats,
+            encoder: StateEncoder::new(),
+            events: Vec::new(),
+            anchor: now,
+            ticks_since_anchor: 0,
+            next_housekeeping: now + HOUSEKEEPING_EVERY,
+            empty_since: None,
+            closed: false,
+        }
+    }
+
+    fn schedule_next_tick(&mut self, ctx: &mut Context<Self>) {
+        self.ticks_since_anchor += 1;
+        let due = self.anchor + self.period * self.ticks_since_anchor;
+        let delay = due.saturating_duration_since(Instant::now());
+        ctx.run_later(delay, move |room, ctx| room.tick(ctx, due));
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>, due: Instant) {
+        if self.closed {
+            return;
+        }
+        let started = Instant::now();
+        let lateness = started.saturating_duration_since(due);
+        m::tick_lateness(lateness);
+        if lateness >= LATE_TICK_THRESHOLD {
+            m::late_tick();
+            if lateness > self.period {
+                // Re-anchor rather than bunch catch-up ticks together.
+                warn!(room_id = %self.shared.id, lateness_ms = lateness.as_millis() as u64, "tick more than a period late");
+                self.anchor = started;
+                self.ticks_since_anchor = 0;
+            }
+        }
+
+        // 1. inputs
+        for seat in &self.seats {
+            if let Some((seq, input)) = seat.input.take() {
+                self.game.apply_input(&seat.player, seq, input);
+            }
+        }
+        // 2. step
+        self.events.clear();
+        self.game.step(&mut self.events);
+        // 3. events
+        let mut results = None;
+        for event in std::mem::take(&mut self.events) {
+            match event {
+                GameEvent::PlayerJoined(player) => {
+                    self.broadcast(protocol::encode_player_joined(player.as_str()), started)
+                }
+                GameEvent::PlayerLeft(player) => {
+                    self.broadcast(protocol::encode_player_left(player.as_str()), started)
+                }
+                GameEvent::MatchOver(ranked) => {
+                    self.broadcast(protocol::encode_match_over(&ranked), started);
+                    results = Some(ranked);
+                }
+            }
+        }
+        // 4. state, encoded once
+        let state = self.encoder.encode(self.game.tick(), &self.game.view());
+        self.fan_out_state(state, started);
+        // 5. housekeeping
+        if started >= self.next_housekeeping {
+            self.next_housekeeping = started + HOUSEKEEPING_EVERY;
+            self.housekeeping(ctx, started);
+        }
+        // 6. snapshot
+        if self
+            .game
+            .tick()
+            .is_multiple_of(u64::from(self.env.timings.snapshot_every_ticks))
+        {
+            self.save_snapshot();
+        }
+        m::tick_done(started.elapsed());
+        // 7. match over
+        if let Some(results) = results {
+            info!(room_id = %self.shared.id, players = results.len(), "match over");
+            self.finish(ctx, protocol::close::ROOM_CLOSED, Some(&results));
+            return;
+        }
+        if !self.closed {
+            self.schedule_next_tick(ctx);
+        }
+    }
+
+    fn broadcast(&self, frame: Bytes, now: Instant) {
+        for seat in &self.seats {
+            if let Some(connection) = &seat.connection {
+                Self::push_or_kick(
+                    connection,
+                    connection.outbound.push_message(frame.clone(), now),
+                );
+            }
+        }
+    }
+
+    fn fan_out_state(&self, frame: Bytes, now: Instant) {
+        for seat in &self.seats {
+            if let Some(connection) = &seat.connection {
+                Self::push_or_kick(
+                    connection,
+                    connection.outbound.push_state(frame.clone(), now),
+                );
+            }
+        }
+    }
+
+    fn push_or_kick(connection: &Connection, push: Push) {
+        if push == Push::TooSlow {
+            m::slow_client_closed();
+            connection.session.do_send(Kick {
+                code: protocol::close::TOO_SLOW,
+            });
+        }
+    }
+
+    fn housekeeping(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        let expired = self.shared.purge_expired(now);
+        if expired > 0 {
+            m::tickets_expired(expired);
+        }
+        let grace = self.env.timings.resume_grace;
+        let mut gone = Vec::new();
+        self.seats.retain(|seat| {
+            let expired = seat
+                .dropped_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= grace);
+            if expired {
+                gone.push(seat.player.clone());
+            }
+            !expired
+        });
+        for player in gone {
+            debug!(room_id = %self.shared.id, player_id = %player, "resume grace over, slot freed");
+            self.game.leave(&player);
+            self.shared.release(&player);
+        }
+        if self.shared.held() == 0 {
+            let since = *self.empty_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= self.env.timings.empty_room_timeout {
+                info!(room_id = %self.shared.id, "empty room expired");
+                self.finish(ctx, protocol::close::ROOM_CLOSED, None);
+            }
+        } else {
+            self.empty_since = None;
+        }
+    }
+
+    fn save_snapshot(&self) {
+        if let Some(store) = &self.env.store {
+            match rmp_serde::to_vec(&self.game.snapshot()) {
+                Ok(bytes) => store.snapshot(&self.shared, self.game.tick(), bytes),
+                Err(error) => {
+                    warn!(room_id = %self.shared.id, %error, "snapshot could not be encoded")
+                }
+            }
+        }
+    }
+
+    /// Ends the room for good: final snapshot, results, status closed, sessions closed with `code`.
+    fn finish(&mut self, ctx: &mut Context<Self>, code: u16, results: Option<&[RankedResult]>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.shared.mark_closed(OffsetDateTime::now_utc());
+        self.save_snapshot();
+        if let Some(store) = &self.env.store {
+            if let Some(results) = results {
+                store.results(&self.shared, results);
+            }
+            store.room_changed(&self.shared, &self.shared.settings);
+        }
+        self.kick_all(code);
+        ctx.stop();
+    }
+
+    fn kick_all(&mut self, code: u16) {
+        for seat in &mut self.seats {
+            if let Some(connection) = seat.connection.take() {
+                connection.outbound.close(code);
+                connection.session.do_send(Kick { code });
+            }
+        }
+    }
+
+    fn resume_token(&self, player: &PlayerId) -> String {
+        let expires_at_ms = crate::clock::now_ms() + RESUME_TOKEN_TTL.as_millis() as u64;
+        self.env.signer.sign(&Claims {
+            kind: TokenKind::Resume,
+            room_id: self.shared.id.clone(),
+            player_id: player.clone(),
+            expires_at_ms,
+            nonce: new_nonce(),
+        })
+    }
+}
+
+impl<G: ServerGame> Actor for RoomActor<G> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        m::room_started();
+        info!(room_id = %self.shared.id, mode = G::MODE, tick = self.game.tick(), "room started");
+        self.anchor = Instant::now();
+        self.ticks_since_anchor = 0;
+        self.schedule_next_tick(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        m::room_stopped();
+        info!(room_id = %self.shared.id, "room stopped");
+    }
+}
+
+impl<G: ServerGame> Handler<Join<G::Input>> for RoomActor<G> {
+    type Result = MessageResult<Join<G::Input>>;
+
+    fn handle(&mut self, join: Join<G::Input>, _: &mut Context<Self>) -> Self::Result {
+        if self.closed {
+            return MessageResult(Err(JoinError::MatchOver));
+        }
+        let now = Instant::now();
+        let position = match self.seats.iter().position(|s| s.player == join.player) {
+            Some(position) => position,
+            None => {
+                if let Err(error) = self.game.join(join.player.clone()) {
+                    self.shared.release(&join.player);
+                    return MessageResult(Err(error));
+                }
+                self.seats.push(Seat {
+                    player: join.player.clone(),
+                    input: Arc::default(),
+                    connection: None,
+                    dropped_at: None,
+                });
+                self.seats.len() - 1
+            }
+        };
+        let token = self.resume_token(&join.player);
+        let welcome = protocol::encode_welcome(
+            self.shared.id.as_str(),
+            join.player.as_str(),
+            self.game.tick(),
+            self.game.tick_rate(),
+            &token,
+            &self.game.view(),
+        );
+        join.connection.outbound.push_message(welcome, now);
+        let seat = &mut self.seats[position];
+        if let Some(old) = seat.connection.replace(join.connection) {
+            debug!(room_id = %self.shared.id, player_id = %seat.player, "replaced by a newer connection");
+            old.outbound.close(protocol::close::REPLACED);
+            old.session.do_send(Kick {
+                code: protocol::close::REPLACED,
+            });
+        }
+        seat.dropped_at = None;
+        MessageResult(Ok(seat.input.clone()))
+    }
+}
+
+impl<G: ServerGame> Handler<Disconnect> for RoomActor<G> {
+    type Result = ();
+
+    fn handle(&mut self, disconnect: Disconnect, _: &mut Context<Self>) {
+        let Some(position) = self.seats.iter().position(|s| {
+            s.player == disconnect.player
+                && s.connection
+                    .as_ref()
+                    .is_some_and(|c| c.id == disconnect.connection_id)
+        }) else {
+            return; // an older, replaced connection
+        };
+        if disconnect.left {
+            let seat = self.seats.remove(position);
+            self.game.leave(&seat.player);
+            self.shared.release(&seat.player);
+        } else {
+            let seat = &mut self.seats[position];
+            seat.connection = None;
+            seat.dropped_at = Some(Instant::now());
+        }
+    }
+}
+
+impl<G: ServerGame> Handler<Chat> for RoomActor<G> {
+    type Result = ();
+
+    fn handle(&mut self, chat: Chat, _: &mut Context<Self>) {
+        self.broadcast(
+            protocol::encode_chat(chat.from.as_str(), chat.text.as_str()),
+            Instant::now(),
+        );
+    }
+}
+
+impl<G: ServerGame> Handler<CloseRoom> for RoomActor<G> {
+    type Result = ();
+
+    fn handle(&mut self, CloseRoom(kind): CloseRoom, ctx: &mut Context<Self>) {
+        match kind {
+            CloseKind::Deleted => self.finish(ctx, protocol::close::ROOM_CLOSED, None),
+            CloseKind::Shutdown => {
+                // Stays open in storage: it is restored at the next start.
+                self.closed = true;
+                self.save_snapshot();
+                self.kick_all(protocol::close::GOING_AWAY);
+                ctx.stop();
+            }
+        }
+    }
+}
