@@ -24,8 +24,10 @@ impl FromRequest for Authorized {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|value| value.split_once(' '))
+            // The scheme is case-insensitive (RFC 9110, section 11.1).
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, key)| key.trim());
         let matches: bool = given.as_bytes().ct_eq(state.api_key.as_bytes()).into();
         ready(if matches {
             Ok(Authorized)

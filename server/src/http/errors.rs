@@ -14,7 +14,8 @@ use crate::room::registry::SeatError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Not JSON, not an object, or the wrong content type.
+    /// Not JSON (malformed, empty, too large) or the wrong content type. Well-formed JSON of the
+    /// wrong shape is [`ApiError::Invalid`].
     #[error("{0}")]
     BadRequest(String),
     #[error("missing or invalid API key: send `Authorization: Bearer <key>`")]

@@ -25,10 +25,13 @@ pub struct CreateRoomRequest {
     /// A game mode this server hosts (`"arena"`).
     pub mode: String,
     /// 1 to 64, default 16.
+    #[schema(minimum = 1, maximum = 64)]
     pub max_players: Option<i64>,
     /// Ticks per second, 1 to 60, default 20.
+    #[schema(minimum = 1, maximum = 60)]
     pub tick_rate: Option<i64>,
     /// Match length in seconds, 1 to 3600, default 300.
+    #[schema(minimum = 1, maximum = 3600)]
     pub duration_s: Option<i64>,
 }
 
@@ -108,6 +111,7 @@ pub struct SeatBody {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only rooms of this mode.

@@ -15,6 +15,7 @@ use crate::room::port::SessionStart;
 use crate::session::outbound::{Outbound, OutboundBody};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
     /// A seat ticket from `POST /v1/rooms/{id}/seats` or `POST /v1/matchmake`.
     pub ticket: Option<String>,
@@ -81,6 +82,10 @@ fn admit(
                 .registry
                 .get(&claims.room_id)
                 .ok_or(TicketError::UnknownRoom)?;
+            // A closed room refuses before the nonce is spent, so every attempt gives the same reason.
+            if !entry.shared.is_open() {
+                return Err(TicketError::UnknownRoom.into());
+            }
             if !state.nonces.consume(&claims) {
                 return Err(TicketError::Reused.into());
             }
