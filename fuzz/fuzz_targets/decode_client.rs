@@ -6,7 +6,9 @@
 
 use game_core::arena::{Arena, RawDirection};
 use libfuzzer_sys::fuzz_target;
-use protocol::{ClientMessage, MAX_CHAT_CHARS, MAX_CLIENT_FRAME_BYTES, decode_client, encode_client};
+use protocol::{
+    ClientMessage, MAX_CHAT_CHARS, MAX_CLIENT_FRAME_BYTES, decode_client, encode_client,
+};
 
 fuzz_target!(|data: &[u8]| {
     let decoded = match decode_client::<Arena>(data, MAX_CLIENT_FRAME_BYTES) {
@@ -22,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(input.dx().hypot(input.dy()) <= 1.0);
             ClientMessage::Input {
                 seq: *seq,
-                input: RawDirection { dx: input.dx(), dy: input.dy() },
+                input: RawDirection {
+                    dx: input.dx(),
+                    dy: input.dy(),
+                },
             }
         }
         ClientMessage::Ping { id } => ClientMessage::Ping { id: *id },
