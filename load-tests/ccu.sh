@@ -6,6 +6,8 @@
 #   load-tests/ccu.sh --quick         # floor at 1000 (10 s), then 500 and 1000 bots, 5 s ramp, 10 s window
 #   load-tests/ccu.sh --steps "3000 4000" --no-floor
 #   load-tests/ccu.sh --server-quota 50   # the server under a cgroup CPU quota of 50% of core 0
+#   options: --quick --steps "N ..." --floor-steps "N ..." --no-floor --ramp 10s --measure 30s
+#            --server-quota PCT --keep-going --no-build (use the binaries in $CARGO_TARGET_DIR) --out DIR
 #
 # Each step: a fresh release server pinned to core 0 (taskset -c 0) on an embedded SQLite database in a
 # temporary directory, skirmish-bots pinned to core 1, rooms of 16, 20 Hz ticks, 20 inputs per second per
@@ -24,12 +26,13 @@ RAMP=10s
 MEASURE=30s
 QUOTA=""
 KEEP_GOING=0
+NO_BUILD=0
 MAX_P99_MS=60
 MAX_LATE_P99_MS=5
 FLOOR_DIR="${FLOOR_DIR:-$ROOT/../shared/floor}"
 OUT=""
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) STEPS="500 1000"; FLOOR_STEPS="1000"; FLOOR_SECS=10; RAMP=5s; MEASURE=10s ;;
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
     --measure) MEASURE="$2"; shift ;;
     --server-quota) QUOTA="$2"; shift ;;
     --keep-going) KEEP_GOING=1 ;;
+    --no-build) NO_BUILD=1 ;;
     --out) OUT="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "ccu.sh: unknown option $1" >&2; usage >&2; exit 64 ;;
@@ -57,12 +61,20 @@ OUT="${OUT:-$ROOT/load-tests/results/ccu-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 log() { echo "[ccu $(date -u +%H:%M:%S)] $*" >&2; }
 
+# Other work on the machine skews every figure here: say so.
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+awk '{ exit !($1 > 0.5) }' /proc/loadavg && log "warning: load average is $LOAD_START; other processes will skew the figures"
+
 # Thousands of sockets on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 20000 ] || log "warning: open-file limit is $(ulimit -n); large steps may fail"
 
-log "building release binaries (target dir $CARGO_TARGET_DIR)"
-(cd "$ROOT" && cargo build --release -q -p server -p load-tests)
+if [ "$NO_BUILD" = 1 ]; then
+  log "using the binaries already in $CARGO_TARGET_DIR/release"
+else
+  log "building release binaries (target dir $CARGO_TARGET_DIR)"
+  (cd "$ROOT" && cargo build --release -q -p server -p load-tests)
+fi
 SERVER_BIN="$CARGO_TARGET_DIR/release/skirmish"
 BOTS_BIN="$CARGO_TARGET_DIR/release/skirmish-bots"
 
@@ -75,6 +87,8 @@ if [ -n "$FLOOR_STEPS" ]; then
   mkdir -p "$FLOOR_COPY"
   cp -r "$FLOOR_DIR/Cargo.toml" "$FLOOR_DIR/src" "$FLOOR_DIR/run.sh" "$FLOOR_COPY/"
   [ -f "$FLOOR_DIR/Cargo.lock" ] && cp "$FLOOR_DIR/Cargo.lock" "$FLOOR_COPY/"
+  # The copy sits inside this workspace's folder: mark it as its own workspace.
+  printf '\n[workspace]\n' >> "$FLOOR_COPY/Cargo.toml"
   (cd "$FLOOR_COPY" && CARGO_TARGET_DIR="$FLOOR_COPY/target" cargo build --release -q)
   sum=0; count=0
   for n in $FLOOR_STEPS; do
@@ -94,16 +108,17 @@ if [ -n "$QUOTA" ]; then
   if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then        # cgroup v1
     CGROUP="/sys/fs/cgroup/cpu/skirmish-ccu-$$"
     mkdir -p "$CGROUP"
-    echo 100000 > "$CGROUP/cpu.cfs_period_us"
-    echo $((QUOTA * 1000)) > "$CGROUP/cpu.cfs_quota_us"
+    echo 10000 > "$CGROUP/cpu.cfs_period_us"
+    echo $((QUOTA * 100)) > "$CGROUP/cpu.cfs_quota_us"
   elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then                       # cgroup v2
     CGROUP="/sys/fs/cgroup/skirmish-ccu-$$"
     mkdir -p "$CGROUP"
-    echo "$((QUOTA * 1000)) 100000" > "$CGROUP/cpu.max"
+    echo "$((QUOTA * 100)) 10000" > "$CGROUP/cpu.max"
   else
     echo "ccu.sh: --server-quota needs a writable cgroup cpu controller" >&2; exit 69
   fi
-  log "server CPU quota: ${QUOTA}% of a core ($CGROUP)"
+  # A 10 ms period: throttling then delays a tick by at most a few ms, not by tens of ms.
+  log "server CPU quota: ${QUOTA}% of a core in 10 ms periods ($CGROUP)"
 fi
 
 SERVER_PID=""
@@ -210,12 +225,13 @@ for n in $STEPS; do
       why: ([ (if $all then empty else "\(.bots.live_at_end)/\($N) connected" end),
               (if $lat then empty else "p99 \(.ack_latency_ms.p99) ms" end),
               (if $nodisc then empty else "\($disc) disconnects" end),
-              (if $late then empty else "late-tick p99 \($t.lateness_p99_ms) ms" end) ] | join(", "))
+              (if $late then empty else "late-tick p99 \($t.lateness_p99_ms) ms" end) ]
+             | join(", ") | if . == "" then "-" else . end)
     } | [.n, .cpu_pct, .us, .floor_x, .rss_mib, .idle_mib, .rss_per_kib, .p50, .p99, .max, .states,
-         .late_p99, .late_ticks, .disc, .errors, .bots_cpu, .per_core, .sustained, .why] | map(show) | join("\t")
+         .late_p99, .late_ticks, .disc, .errors, .bots_cpu, .per_core, .sustained, .why] | map(show) | join("|")
   ' "$step/bots.json")"
   echo "$row" > "$step/row.tsv"
-  IFS=$'\t' read -r -a f <<<"$row"
+  IFS='|' read -r -a f <<<"$row"
   log "step $n: server ${f[1]}% CPU, ${f[2]} us/client-s (${f[3]}x floor), ${f[6]} KiB/client, p99 ${f[8]} ms, states/bot/s ${f[10]}, bots ${f[15]}% CPU, sustained ${f[17]} ${f[18]}"
   ROWS+=("$row")
   if [ "${f[17]}" = "true" ]; then
@@ -230,6 +246,7 @@ done
 {
   echo
   echo "CCU run of $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)."
+  echo "Load average at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "Server on core 0$( [ -n "$QUOTA" ] && echo " under a ${QUOTA}% CPU quota"), bots on core 1; rooms of 16, 20 Hz, 20 inputs/s per bot, ramp $RAMP, window $MEASURE."
   if [ -n "$FLOOR_MEAN" ]; then
     echo -n "Floor (../shared/floor, same run):"
@@ -240,7 +257,7 @@ done
   echo "| bots | server CPU % | µs per client-s | x floor | RSS MiB (idle) | KiB per client | ack p50 / p99 / max ms | states per bot/s | late-tick p99 ms (late ticks) | disconnects | errors | bots CPU % |$( [ -n "$QUOTA" ] && echo " N per core |") sustained |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|$( [ -n "$QUOTA" ] && echo "---:|"):---:|"
   for row in "${ROWS[@]}"; do
-    IFS=$'\t' read -r -a f <<<"$row"
+    IFS='|' read -r -a f <<<"$row"
     verdict="yes"; [ "${f[17]}" = "true" ] || verdict="**no**: ${f[18]}"
     echo "| ${f[0]} | ${f[1]} | ${f[2]} | ${f[3]} | ${f[4]} (${f[5]}) | ${f[6]} | ${f[7]} / ${f[8]} / ${f[9]} | ${f[10]} | ${f[11]} (${f[12]}) | ${f[13]} | ${f[14]} | ${f[15]} |$( [ -n "$QUOTA" ] && echo " ${f[16]} |") $verdict |"
   done

@@ -53,8 +53,9 @@ pub struct Shared {
 impl Shared {
     pub fn ws_config() -> WebSocketConfig {
         // Small buffers: a bot holds thousands of connections, and frames are a few hundred bytes.
+        // tungstenite zeroes `read_buffer_size` bytes before every read, so this is also per-frame work.
         WebSocketConfig::default()
-            .read_buffer_size(8 * 1024)
+            .read_buffer_size(2 * 1024)
             .write_buffer_size(0)
             .max_write_buffer_size(64 * 1024)
             .max_message_size(Some(1 << 20))
