@@ -197,6 +197,12 @@ impl std::fmt::Debug for ShutdownHandle {
 }
 
 impl ShutdownHandle {
+    /// Resolves once everything the rooms handed to persistence so far is committed (or with why
+    /// not); the server keeps running. For tests and operational tools.
+    pub async fn flush_persistence(&self) -> Result<(), String> {
+        self.state.store.flush().await
+    }
+
     /// 1 stop accepting; 2 close every room (clients get 1001, final snapshots go to persistence);
     /// 3 flush persistence and wait for the commit; 4 let connections finish their close handshake.
     pub async fn shutdown(&self) {

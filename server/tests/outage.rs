@@ -1,0 +1,377 @@
+//! A database outage, end to end: the server (in process) talks to PostgreSQL through a small TCP
+//! proxy of the test's own, which is cut for a few seconds. Rooms must keep ticking, nothing may
+//! panic, and once the proxy is back the persistence actor must catch up: the latest snapshot is
+//! recent and the room statuses and match results produced during the outage are stored.
+//!
+//! PostgreSQL only: needs `TEST_DATABASE_URL` (a fresh database per run, dropped at the end; an
+//! unreachable server fails the test). Without it the test prints that it was skipped.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Received, row_of, spawn_app_with};
+use persistence::{PoolOptions, RoomStatus, Storage};
+use protocol::{ServerMessage, close};
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+
+use pg::PgDb;
+
+const WAIT: Duration = Duration::from_secs(10);
+const OUTAGE: Duration = Duration::from_millis(3500);
+const SNAPSHOT_EVERY_TICKS: u32 = 5;
+
+/// A fresh PostgreSQL database per test, made from `TEST_DATABASE_URL` and dropped at the end.
+mod pg {
+    use persistence::sea_orm::{ConnectOptions, ConnectionTrait, Database};
+
+    pub struct PgDb {
+        pub url: String,
+        admin_url: String,
+        name: String,
+    }
+
+    /// `postgres://u@h:5432/test?x=y` with the database replaced by `name`.
+    pub fn with_database(url: &str, name: &str) -> String {
+        let (scheme, rest) = url
+            .split_once("://")
+            .expect("TEST_DATABASE_URL has a scheme");
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, format!("?{q}")),
+            None => (rest, String::new()),
+        };
+        let authority = rest.split('/').next().unwrap_or(rest);
+        format!("{scheme}://{authority}/{name}{query}")
+    }
+
+    impl PgDb {
+        /// `None` (with a loud line) without `TEST_DATABASE_URL`; panics if it is set but
+        /// PostgreSQL does not answer.
+        pub async fn create(what: &str) -> Option<PgDb> {
+            let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+                eprintln!(
+                    "\n*** PostgreSQL {what} test SKIPPED: TEST_DATABASE_URL not set \
+                     (e.g. postgres://postgres@127.0.0.1:5432/test) ***\n"
+                );
+                return None;
+            };
+            let name = format!(
+                "skirmish_e2e_{}_{:x}",
+                std::process::id(),
+                rand::random::<u64>()
+            );
+            let mut options = ConnectOptions::new(admin_url.clone());
+            options
+                .acquire_timeout(std::time::Duration::from_secs(5))
+                .sqlx_logging(false);
+            let admin = Database::connect(options)
+                .await
+                .expect("TEST_DATABASE_URL is set but PostgreSQL is unreachable");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create the per-test database");
+            admin.close().await.ok();
+            Some(PgDb {
+                url: with_database(&admin_url, &name),
+                admin_url,
+                name,
+            })
+        }
+    }
+
+    impl Drop for PgDb {
+        fn drop(&mut self) {
+            // Drop cannot await, and this also runs while a failed test unwinds: a thread of its own.
+            let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    if let Ok(admin) = Database::connect(admin_url.as_str()).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+                Ok::<_, std::io::Error>(())
+            })
+            .join();
+        }
+    }
+}
+
+/// A TCP proxy to PostgreSQL that can be cut: [`Proxy::cut`] drops every open connection and
+/// closes new ones at once until [`Proxy::restore`].
+struct Proxy {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let cut = cut.clone();
+            let connections = connections.clone();
+            async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if cut.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections.lock().unwrap().push(task.abort_handle());
+                }
+            }
+        });
+        Proxy {
+            addr,
+            cut,
+            connections,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// `scheme://user@host:port/db?q` with `host:port` replaced by `addr`; also returns the old `host:port`.
+fn through(url: &str, addr: SocketAddr) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), authority),
+    };
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    };
+    (format!("{scheme}://{user}{addr}{tail}"), host)
+}
+
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[actix_rt::test]
+async fn a_database_outage_stalls_no_room_and_persistence_catches_up() {
+    let Some(db) = PgDb::create("outage").await else {
+        return;
+    };
+    count_panics();
+    let (_, upstream) = through(&db.url, "127.0.0.1:1".parse().unwrap());
+    let proxy = Proxy::start(upstream).await;
+    let (proxied_url, _) = through(&db.url, proxy.addr);
+    let app = spawn_app_with(|config| {
+        config.database_url = proxied_url;
+        config.database_acquire_timeout_ms = 500;
+        config.snapshot_every_ticks = SNAPSHOT_EVERY_TICKS;
+        config.persistence_flush_interval_ms = 100;
+    })
+    .await;
+    // The test's own view of the database, around the proxy.
+    let storage = Storage::connect(&db.url, &PoolOptions::default())
+        .await
+        .unwrap();
+
+    let playing = app
+        .create_room(json!({ "mode": "arena", "duration_s": 600 }))
+        .await;
+    let mut alice = app.join(&playing, "alice").await;
+    let deleted = app.create_room(json!({ "mode": "arena" })).await;
+    let ending = app
+        .create_room(json!({ "mode": "arena", "duration_s": 2 }))
+        .await;
+    let mut carol = app.join(&ending, "carol").await;
+    // Past the first snapshot of the playing room.
+    alice
+        .until(WAIT, |m| match m {
+            ServerMessage::State { tick, .. } => {
+                (*tick > u64::from(SNAPSHOT_EVERY_TICKS)).then_some(())
+            }
+            _ => None,
+        })
+        .await;
+    app.shutdown
+        .flush_persistence()
+        .await
+        .expect("the first writes are committed");
+    assert!(storage.latest_snapshot(&playing).await.unwrap().is_some());
+
+    // The outage.
+    proxy.cut();
+    let cut_at = Instant::now();
+    let response = app.delete(&format!("/v1/rooms/{deleted}")).await;
+    assert_eq!(
+        response.status(),
+        204,
+        "DELETE does not wait for the database"
+    );
+    let mut ticks = Vec::new();
+    let mut longest_gap = Duration::ZERO;
+    let mut last_state_at = Instant::now();
+    let mut seq = 1;
+    while cut_at.elapsed() < OUTAGE {
+        let tick = alice
+            .until(WAIT, |m| match m {
+                ServerMessage::State { tick, .. } => Some(*tick),
+                _ => None,
+            })
+            .await;
+        longest_gap = longest_gap.max(last_state_at.elapsed());
+        last_state_at = Instant::now();
+        ticks.push(tick);
+        if tick % 10 == 0 {
+            alice.send_input(seq, 1.0, 0.5).await;
+            seq += 1;
+        }
+    }
+    // The match of the other room ended during the outage.
+    assert_eq!(carol.expect_close(WAIT).await, Some(close::ROOM_CLOSED));
+    let last_tick_in_outage = *ticks.last().unwrap();
+    proxy.restore();
+    let restored_at = Instant::now();
+
+    assert!(
+        ticks.windows(2).all(|w| w[1] > w[0]),
+        "ticks keep increasing during the outage: {ticks:?}"
+    );
+    let expected = OUTAGE.as_millis() as usize * 20 / 1000;
+    assert!(
+        ticks.len() * 10 >= expected * 8,
+        "{} states in {OUTAGE:?} of outage at 20 Hz (expected about {expected})",
+        ticks.len()
+    );
+    assert!(
+        longest_gap < Duration::from_millis(500),
+        "a room stalled for {longest_gap:?} during the outage"
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metric(&metrics, "skirmish_persistence_write_errors_total") > 0.0,
+        "the outage made writes fail (else the proxy did not cut anything)"
+    );
+
+    // The actor catches up: a Flush eventually confirms that everything is committed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match app.shutdown.flush_persistence().await {
+            Ok(()) => break,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "persistence never caught up after the outage: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    eprintln!(
+        "outage: {} states during {OUTAGE:?} (longest gap {longest_gap:?}); caught up {:?} after the proxy came back ({attempts} flush calls)",
+        ticks.len(),
+        restored_at.elapsed()
+    );
+
+    let snapshot = storage
+        .latest_snapshot(&playing)
+        .await
+        .unwrap()
+        .expect("a snapshot of the playing room");
+    assert!(
+        snapshot.tick + u64::from(SNAPSHOT_EVERY_TICKS) >= last_tick_in_outage,
+        "the latest stored snapshot (tick {}) is older than the outage's last tick {last_tick_in_outage}",
+        snapshot.tick
+    );
+    let room = storage.room(&deleted).await.unwrap().unwrap();
+    assert_eq!(
+        room.status,
+        RoomStatus::Closed,
+        "the DELETE made during the outage is stored"
+    );
+    assert!(room.closed_at.is_some());
+    let room = storage.room(&ending).await.unwrap().unwrap();
+    assert_eq!(
+        room.status,
+        RoomStatus::Closed,
+        "the match end during the outage is stored"
+    );
+    let results = storage.results(&ending).await.unwrap();
+    assert_eq!(results.len(), 1, "the results of the match: {results:?}");
+    assert_eq!(
+        (results[0].player_id.as_str(), results[0].rank),
+        ("carol", 1)
+    );
+    let room = storage.room(&playing).await.unwrap().unwrap();
+    assert_eq!(room.status, RoomStatus::Open);
+
+    // The playing room never noticed: it still acknowledges inputs.
+    alice.send_input(seq, -1.0, 0.0).await;
+    let acked = alice
+        .until(WAIT, |m| row_of(m, "alice").filter(|r| r.3 >= seq))
+        .await;
+    assert_eq!(acked.3, seq);
+    match alice.next().await {
+        Received::Message(_) => {}
+        Received::Closed(code) => panic!("alice was closed with {code:?}"),
+    }
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "something panicked");
+    app.shutdown.shutdown().await;
+    storage.close().await.ok();
+}
