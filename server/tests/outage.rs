@@ -287,18 +287,20 @@ async fn a_database_outage_stalls_no_room_and_persistence_catches_up() {
     proxy.restore();
     let restored_at = Instant::now();
 
+    // Generous bounds for a loaded machine: a room that waited on the database would stall for
+    // the whole outage, not for a scheduling hiccup.
     assert!(
         ticks.windows(2).all(|w| w[1] > w[0]),
         "ticks keep increasing during the outage: {ticks:?}"
     );
     let expected = OUTAGE.as_millis() as usize * 20 / 1000;
     assert!(
-        ticks.len() * 10 >= expected * 8,
+        ticks.len() * 2 >= expected,
         "{} states in {OUTAGE:?} of outage at 20 Hz (expected about {expected})",
         ticks.len()
     );
     assert!(
-        longest_gap < Duration::from_millis(500),
+        longest_gap < Duration::from_secs(1),
         "a room stalled for {longest_gap:?} during the outage"
     );
     let metrics = app.metrics().await;
