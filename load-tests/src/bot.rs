@@ -310,7 +310,15 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
                 Some(Err(e)) => break End::Error(e.to_string()),
                 None => break End::Eof,
             },
-            _ = inputs.tick(), if sends => {
+            due = inputs.tick(), if sends => {
+                {
+                    // How late the timer fired: the bots' own scheduling delay (a saturated
+                    // generator shows here first).
+                    let mut s = shared.stats.borrow_mut();
+                    if s.measuring {
+                        s.input_lag.saturating_record(micros(Instant::now().saturating_duration_since(due)));
+                    }
+                }
                 if behaviour == Behaviour::Chaos && Instant::now() >= next_chaos {
                     next_chaos += CHAOS_EVERY;
                     seq = seq.wrapping_add(1);

@@ -141,6 +141,7 @@ pub fn build(args: &Args, stats: &Stats, w0: &Edge, w1: &Edge) -> (Value, Vec<St
         "ack_latency_ms": percentiles(&stats.ack),
         "connect_ms": percentiles(&stats.connect),
         "join_ms": percentiles(&stats.join),
+        "bot_input_lag_ms": percentiles(&stats.input_lag),
         "rates": {
             "states_per_s": per_s(d.states),
             "states_per_bot_s": per_bot_s(d.states),
@@ -250,6 +251,7 @@ pub fn table(r: &Value) -> String {
         ("input ack", "ack_latency_ms"),
         ("ws connect", "connect_ms"),
         ("seat (HTTP)", "join_ms"),
+        ("bot timer lag", "bot_input_lag_ms"),
     ] {
         let h = &r[key];
         let _ = writeln!(

@@ -80,6 +80,8 @@ pub struct Stats {
     pub ack: Histogram<u64>,
     pub connect: Histogram<u64>,
     pub join: Histogram<u64>,
+    /// How late the bots' input timers fired in the window (the generator's own delay).
+    pub input_lag: Histogram<u64>,
     /// Ends of connection that the bot did not ask for, by close code (or `eof`, `io-error`).
     pub disconnects: BTreeMap<String, u64>,
     pub errors: Errors,
@@ -102,6 +104,7 @@ impl Stats {
             ack: new_histogram(),
             connect: new_histogram(),
             join: new_histogram(),
+            input_lag: new_histogram(),
             disconnects: BTreeMap::new(),
             errors: Errors::default(),
             unacked: 0,
