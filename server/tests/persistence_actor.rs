@@ -294,3 +294,72 @@ async fn old_snapshots_of_written_rooms_are_pruned() {
     }
     assert_eq!(storage.latest_snapshot("r").await.unwrap().unwrap().tick, 6);
 }
+
+/// Sustained throughput through the actor (mailbox, buffer, batched writes): 100,000 snapshots of
+/// 1 KiB, each from a distinct room so that coalescing cannot hide writes, then a `Flush`. SQLite, or a
+/// fresh PostgreSQL database when `TEST_DATABASE_URL` is set. Run in release:
+/// `cargo test -p server --release --test persistence_actor -- --ignored --nocapture`.
+#[actix_rt::test]
+#[ignore = "throughput measurement; run explicitly in release"]
+async fn actor_throughput() {
+    use persistence::sea_orm::{ConnectionTrait, Database};
+    const N: u64 = 100_000;
+    let db = TempDb::new();
+    let (storage, label, pg) = match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin_url) => {
+            let name = format!("skirmish_actor_bench_{}", std::process::id());
+            let admin = Database::connect(admin_url.as_str()).await.unwrap();
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            let base = admin_url.rsplit_once('/').unwrap().0;
+            let s = Storage::connect(&format!("{base}/{name}"), &PoolOptions::default())
+                .await
+                .unwrap();
+            s.migrate().await.unwrap();
+            (s, "postgres", Some((admin, name)))
+        }
+        Err(_) => (db.storage(true).await, "sqlite", None),
+    };
+    let addr = PersistenceActor::new(
+        storage.clone(),
+        PersistenceConfig {
+            max_buffered: 1_000_000,
+            prune_keep: 0,
+            ..PersistenceConfig::default()
+        },
+    )
+    .start();
+    let state: Vec<u8> = (0..1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let started = std::time::Instant::now();
+    for i in 0..N {
+        addr.do_send(SaveSnapshot(SnapshotRecord {
+            room_id: format!("room-{i}"),
+            tick: 1,
+            state: state.clone(),
+            created_at: OffsetDateTime::now_utc(),
+        }));
+        if i % 1000 == 999 {
+            actix_rt::task::yield_now().await; // let the actor drain, as rooms on other arbiters would
+        }
+    }
+    flush(&addr).await.unwrap();
+    let took = started.elapsed();
+    let rows = snapshot_rows(&storage, None).await;
+    assert_eq!(rows, N, "nothing coalesced or shed");
+    println!(
+        "{label}: {rows} of {N} snapshots committed through the actor in {:.2} s = {:.0} snapshots/s",
+        took.as_secs_f64(),
+        rows as f64 / took.as_secs_f64()
+    );
+    if let Some((admin, name)) = pg {
+        storage.close().await.unwrap();
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+}
