@@ -88,6 +88,10 @@ boost() { # PID: give the process's autogroup the priority
     echo "$PRIO" > "/proc/$1/autogroup" 2>/dev/null || true
   fi
 }
+# CFS bandwidth quotas do not apply to SCHED_FIFO tasks: under --server-quota the server runs in the
+# normal class, in its own autogroup of nice CCU_NICE (the bots and the floor stay as chosen).
+SERVER_PREFIX=("${PREFIX[@]}")
+if [ -n "$QUOTA" ]; then SERVER_PREFIX=(setsid); fi
 case "$SCHED" in
   autogroup) SCHED_TEXT="in autogroups of nice $PRIO" ;;
   fifo) SCHED_TEXT="at SCHED_FIFO priority 1" ;;
@@ -199,9 +203,10 @@ for n in $STEPS; do
   SKIRMISH_API_KEY="$API_KEY" \
   SKIRMISH_DATABASE_URL="sqlite://$step/skirmish.db?mode=rwc" \
   SKIRMISH_LOG="${SKIRMISH_LOG:-warn}" \
-    "${PREFIX[@]}" taskset -c 0 "$SERVER_BIN" > "$step/server.log" 2>&1 &
+    "${SERVER_PREFIX[@]}" taskset -c 0 "$SERVER_BIN" > "$step/server.log" 2>&1 &
   SERVER_PID=$!
   boost "$SERVER_PID"
+  if [ -n "$QUOTA" ] && [ "$(id -u)" = 0 ]; then echo "$PRIO" > "/proc/$SERVER_PID/autogroup" 2>/dev/null || true; fi
   [ -n "$CGROUP" ] && echo "$SERVER_PID" > "$CGROUP/cgroup.procs"
   up=0
   for _ in $(seq 1 150); do
@@ -288,7 +293,7 @@ done
   echo
   echo "CCU run of $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)."
   echo "Load average at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg); server, bots and floor $SCHED_TEXT."
-  echo "Server on core 0$( [ -n "$QUOTA" ] && echo " under a ${QUOTA}% CPU quota"), bots on core 1; rooms of 16, 20 Hz, 20 inputs/s per bot, ramp $RAMP, window $MEASURE."
+  echo "Server on core 0$( [ -n "$QUOTA" ] && echo " under a ${QUOTA}% CPU quota (10 ms periods; normal class, autogroup nice $PRIO)"), bots on core 1; rooms of 16, 20 Hz, 20 inputs/s per bot, ramp $RAMP, window $MEASURE."
   if [ -n "$FLOOR_MEAN" ]; then
     echo -n "Floor (../shared/floor, same run):"
     for n in $FLOOR_STEPS; do echo -n " $n clients $(jq -r .server_cpu_us_per_client_s "$OUT/floor-$n.json") us/client-s;"; done
