@@ -526,6 +526,91 @@ mod tests {
         assert_eq!(scan(&frame, b"bot-39").unwrap().own_last_seq, Some(70_039));
     }
 
+    /// The input the bots write is byte for byte what the protocol crate encodes, and it decodes.
+    #[test]
+    fn input_encoding_matches_the_protocol_crate() {
+        use game_core::Seq;
+        use game_core::arena::{Arena, RawDirection};
+        use protocol::ClientMessage;
+        for (seq, dx, dy) in [
+            (1, 0.0, 1.0),
+            (200, -0.6, 0.8),
+            (70_000, 1.0, 0.0),
+            (u32::MAX, 0.1, 0.2),
+        ] {
+            let mut mine = Vec::new();
+            encode_input(&mut mine, seq, dx, dy);
+            let theirs = protocol::encode_client(&ClientMessage::Input {
+                seq: Seq(seq),
+                input: RawDirection { dx, dy },
+            });
+            assert_eq!(mine, theirs.as_ref(), "seq {seq}");
+            match protocol::decode_client::<Arena>(&mine, 4096).unwrap() {
+                ClientMessage::Input { seq: s, .. } => assert_eq!(s, Seq(seq)),
+                other => panic!("decoded as {other:?}"),
+            }
+        }
+        // The chaos frames are rejected by the protocol, each for its own reason.
+        for n in 0..4 {
+            assert!(
+                protocol::decode_client::<Arena>(&chaos_frame(n, 3), 4096).is_err(),
+                "{n}"
+            );
+        }
+    }
+
+    /// The scan reads the own ack out of a state that the real game and encoder produce.
+    #[test]
+    fn scans_states_of_the_real_game_and_encoder() {
+        use game_core::arena::{Arena, ArenaConfig, Direction, RawDirection};
+        use game_core::{Game, PlayerId, Seq};
+        let mut game = Arena::new(ArenaConfig::default(), 7);
+        let ids: Vec<String> = (0..16).map(|i| format!("bot-1a2b3c4d-{i}")).collect();
+        for id in &ids {
+            game.join(PlayerId::parse(id).unwrap()).unwrap();
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let dir = Direction::try_from(RawDirection { dx: 1.0, dy: 0.0 }).unwrap();
+            game.apply_input(&PlayerId::parse(id).unwrap(), Seq(1000 + i as u32), dir);
+        }
+        let mut events = Vec::new();
+        game.step(&mut events);
+        let mut encoder = protocol::StateEncoder::new();
+        let frame = encoder.encode(game.tick(), &game.view());
+        for (i, id) in ids.iter().enumerate() {
+            let s = scan(&frame, id.as_bytes()).unwrap();
+            assert_eq!(
+                (s.kind, s.own_last_seq),
+                (Kind::State, Some(1000 + i as u32))
+            );
+        }
+        let welcome =
+            protocol::encode_welcome("r1", &ids[3], game.tick(), 20, "token", &game.view());
+        let s = scan(&welcome, ids[3].as_bytes()).unwrap();
+        assert_eq!(s.kind, Kind::Welcome);
+        assert_eq!(s.player_id, Some(ids[3].as_bytes()));
+    }
+
+    /// Every server test vector of the protocol crate scans to its type.
+    #[test]
+    fn scans_the_protocol_test_vectors() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/vectors");
+        let kinds = [
+            ("server_chat", Kind::Chat),
+            ("server_error", Kind::Error),
+            ("server_event_match_over", Kind::Event),
+            ("server_event_player_joined", Kind::Event),
+            ("server_event_player_left", Kind::Event),
+            ("server_pong", Kind::Pong),
+            ("server_state", Kind::State),
+            ("server_welcome", Kind::Welcome),
+        ];
+        for (name, kind) in kinds {
+            let frame = std::fs::read(dir.join(format!("{name}.msgpack"))).unwrap();
+            assert_eq!(scan(&frame, b"nobody").unwrap().kind, kind, "{name}");
+        }
+    }
+
     #[test]
     fn rejects_garbage_without_panicking() {
         assert_eq!(scan(&[], b"a"), Err(ScanError::Truncated));
