@@ -3,13 +3,14 @@
 use game_core::arena::{Arena, ArenaConfig, Direction};
 use game_core::{Game, PlayerId, Seq};
 
-/// An arena with `players` players, each given an input, so that a step does the full work.
+/// An arena with `players` players, each given an input, so that a step does the full work. The
+/// match never ends within a benchmark (an ended match's step does nothing).
 pub fn busy_arena(players: u32) -> Arena {
     let mut arena = Arena::new(
         ArenaConfig {
             max_players: players,
             tick_rate: 20,
-            duration_s: 3600,
+            duration_s: u32::MAX,
         },
         7,
     );

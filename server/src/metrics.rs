@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use std::sync::OnceLock;
+
+use metrics::{Counter, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Installs the global recorder once per process (tests start several servers in one process).
@@ -66,14 +68,24 @@ pub fn slow_client_closed() {
     counter!("skirmish_slow_clients_total").increment(1);
 }
 
+/// A counter on a per-frame path: looked up in the registry once, then a plain atomic add.
+/// (The recorder is installed before any server code runs, so the cached handle is the live one.)
+fn hot(cell: &'static OnceLock<Counter>, name: &'static str) -> &'static Counter {
+    cell.get_or_init(|| counter!(name))
+}
+
 pub fn frame_in(bytes: usize) {
-    counter!("skirmish_frames_in_total").increment(1);
-    counter!("skirmish_bytes_in_total").increment(bytes as u64);
+    static FRAMES: OnceLock<Counter> = OnceLock::new();
+    static BYTES: OnceLock<Counter> = OnceLock::new();
+    hot(&FRAMES, "skirmish_frames_in_total").increment(1);
+    hot(&BYTES, "skirmish_bytes_in_total").increment(bytes as u64);
 }
 
 pub fn frames_out(frames: u64, bytes: u64) {
-    counter!("skirmish_frames_out_total").increment(frames);
-    counter!("skirmish_bytes_out_total").increment(bytes);
+    static FRAMES: OnceLock<Counter> = OnceLock::new();
+    static BYTES: OnceLock<Counter> = OnceLock::new();
+    hot(&FRAMES, "skirmish_frames_out_total").increment(frames);
+    hot(&BYTES, "skirmish_bytes_out_total").increment(bytes);
 }
 
 pub fn invalid_frame(code: &'static str) {

@@ -55,8 +55,6 @@ struct Inner {
     phase: Phase,
     /// When the oldest unsent frame started waiting.
     waiting_since: Option<Instant>,
-    frames_out: u64,
-    bytes_out: u64,
 }
 
 /// Shared by the room (pushes states and events), the session (pushes replies, closes) and the body.
@@ -75,8 +73,6 @@ impl Outbound {
                 waker: None,
                 phase: Phase::Open,
                 waiting_since: None,
-                frames_out: 0,
-                bytes_out: 0,
             }),
             capacity,
             slow_client_timeout,
@@ -181,15 +177,6 @@ impl Outbound {
     pub fn queued(&self) -> usize {
         self.lock().frames.len()
     }
-
-    /// Frames and bytes written since the last call (for metrics).
-    pub fn take_counters(&self) -> (u64, u64) {
-        let mut inner = self.lock();
-        (
-            std::mem::take(&mut inner.frames_out),
-            std::mem::take(&mut inner.bytes_out),
-        )
-    }
 }
 
 /// The response body of an upgraded WebSocket connection.
@@ -248,8 +235,8 @@ impl Stream for OutboundBody {
             }
         }
         inner.waiting_since = None;
-        inner.frames_out += frames;
-        inner.bytes_out += this.buf.len() as u64;
+        drop(inner);
+        crate::metrics::frames_out(frames, this.buf.len() as u64);
         Poll::Ready(Some(Ok(this.buf.split().freeze())))
     }
 }
@@ -281,7 +268,6 @@ mod tests {
             &next_chunk(&mut body).await[..],
             &[0x82, 3, 2, 2, 2, 0x82, 3, 3, 3, 3][..]
         );
-        assert_eq!(queue.take_counters(), (2, 10));
     }
 
     #[actix_rt::test]
