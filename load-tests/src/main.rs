@@ -93,6 +93,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         health.status()
     );
 
+    // Each bot holds one socket (and briefly an HTTP one): say so before thousands of connects fail.
+    if let Some(limit) = procfs::open_files_limit()
+        && limit < u64::from(args.bots) + 100
+    {
+        eprintln!(
+            "skirmish-bots: warning: the open-file limit is {limit}, too low for {} bots; raise it (ulimit -n)",
+            args.bots
+        );
+    }
     let seed = run_seed();
     let n = args.bots;
     let t0 = Instant::now() + Duration::from_millis(50);

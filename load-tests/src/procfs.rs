@@ -39,6 +39,20 @@ pub fn parse_status_rss(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The soft limit on open files of this process, from `/proc/self/limits` (None: unlimited or unknown).
+pub fn open_files_limit() -> Option<u64> {
+    parse_open_files_limit(&std::fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+pub fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A CPU reading with the time it was taken, to turn two readings into a CPU share.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
@@ -81,6 +95,20 @@ mod tests {
         let status = "Name:\tskirmish\nVmPeak:\t  100 kB\nVmRSS:\t   20480 kB\nThreads:\t3\n";
         assert_eq!(parse_status_rss(status), Some(20480));
         assert_eq!(parse_status_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn parses_the_open_files_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_open_files_limit(limits), Some(1024));
+        assert_eq!(
+            parse_open_files_limit(
+                "Max open files            unlimited            unlimited            files"
+            ),
+            None
+        );
     }
 
     #[test]
