@@ -12,6 +12,8 @@
 
 pub mod buffer;
 pub mod entity;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use entity::{match_results, room_snapshots, rooms, settings};
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Order, Query, WindowStatement};

@@ -13,9 +13,8 @@ use persistence::entity::{match_results, room_snapshots, rooms};
 use persistence::{
     Batch, PoolOptions, ResultRecord, RoomRecord, RoomStatus, SnapshotRecord, Storage, StorageError,
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use time::{Duration, OffsetDateTime};
 
 /// A migrated database of one backend, removed when dropped (also when the test panics).
@@ -27,35 +26,11 @@ struct TestDb {
 
 enum Cleanup {
     File(PathBuf),
-    Postgres { admin_url: String, name: String },
+    /// Dropping it drops the database.
+    Postgres(#[allow(dead_code)] FreshPostgres),
 }
 
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}_{:x}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `postgres://u@h:5432/test?x=y` with the database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url
-        .split_once("://")
-        .expect("TEST_DATABASE_URL has a scheme");
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, format!("?{q}")),
-        None => (rest, String::new()),
-    };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}/{name}{query}")
-}
+use persistence::test_support::{FreshPostgres, unique_suffix};
 
 impl TestDb {
     async fn sqlite() -> Self {
@@ -75,69 +50,25 @@ impl TestDb {
     }
 
     async fn postgres() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!(
-                "\n*** PostgreSQL tests SKIPPED: TEST_DATABASE_URL not set \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test) ***\n"
-            );
-            return None;
-        };
-        let name = format!("skirmish_test_{}", unique_suffix());
-        let mut admin_options = sea_orm::ConnectOptions::new(admin_url.clone());
-        admin_options
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .sqlx_logging(false);
-        let admin = Database::connect(admin_options)
-            .await
-            .expect("TEST_DATABASE_URL is set but PostgreSQL is unreachable");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the per-test database");
-        admin.close().await.ok();
-        let url = with_database(&admin_url, &name);
-        let storage = Storage::connect(&url, &PoolOptions::default())
+        let fresh = FreshPostgres::create("repository").await?;
+        let storage = Storage::connect(&fresh.url, &PoolOptions::default())
             .await
             .expect("connect to the per-test database");
         storage.migrate().await.expect("migrate PostgreSQL");
         Some(Self {
-            url,
+            url: fresh.url.clone(),
             storage,
-            cleanup: Cleanup::Postgres { admin_url, name },
+            cleanup: Cleanup::Postgres(fresh),
         })
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::File(path) => {
-                if let Some(dir) = path.parent() {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
-            Cleanup::Postgres { admin_url, name } => {
-                // Best effort, on a thread of its own: Drop cannot await, and this also runs
-                // while a failed test unwinds.
-                let (admin_url, name) = (admin_url.clone(), name.clone());
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?;
-                    rt.block_on(async {
-                        if let Ok(admin) = Database::connect(admin_url.as_str()).await {
-                            let _ = admin
-                                .execute_unprepared(&format!(
-                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                                ))
-                                .await;
-                            let _ = admin.close().await;
-                        }
-                    });
-                    Ok::<_, std::io::Error>(())
-                })
-                .join();
-            }
+        if let Cleanup::File(path) = &self.cleanup
+            && let Some(dir) = path.parent()
+        {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

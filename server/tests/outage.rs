@@ -20,95 +20,11 @@ use protocol::{ServerMessage, close};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
-use pg::PgDb;
+use persistence::test_support::FreshPostgres;
 
 const WAIT: Duration = Duration::from_secs(10);
 const OUTAGE: Duration = Duration::from_millis(3500);
 const SNAPSHOT_EVERY_TICKS: u32 = 5;
-
-/// A fresh PostgreSQL database per test, made from `TEST_DATABASE_URL` and dropped at the end.
-mod pg {
-    use persistence::sea_orm::{ConnectOptions, ConnectionTrait, Database};
-
-    pub struct PgDb {
-        pub url: String,
-        admin_url: String,
-        name: String,
-    }
-
-    /// `postgres://u@h:5432/test?x=y` with the database replaced by `name`.
-    pub fn with_database(url: &str, name: &str) -> String {
-        let (scheme, rest) = url
-            .split_once("://")
-            .expect("TEST_DATABASE_URL has a scheme");
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, format!("?{q}")),
-            None => (rest, String::new()),
-        };
-        let authority = rest.split('/').next().unwrap_or(rest);
-        format!("{scheme}://{authority}/{name}{query}")
-    }
-
-    impl PgDb {
-        /// `None` (with a loud line) without `TEST_DATABASE_URL`; panics if it is set but
-        /// PostgreSQL does not answer.
-        pub async fn create(what: &str) -> Option<PgDb> {
-            let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-                eprintln!(
-                    "\n*** PostgreSQL {what} test SKIPPED: TEST_DATABASE_URL not set \
-                     (e.g. postgres://postgres@127.0.0.1:5432/test) ***\n"
-                );
-                return None;
-            };
-            let name = format!(
-                "skirmish_e2e_{}_{:x}",
-                std::process::id(),
-                rand::random::<u64>()
-            );
-            let mut options = ConnectOptions::new(admin_url.clone());
-            options
-                .acquire_timeout(std::time::Duration::from_secs(5))
-                .sqlx_logging(false);
-            let admin = Database::connect(options)
-                .await
-                .expect("TEST_DATABASE_URL is set but PostgreSQL is unreachable");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create the per-test database");
-            admin.close().await.ok();
-            Some(PgDb {
-                url: with_database(&admin_url, &name),
-                admin_url,
-                name,
-            })
-        }
-    }
-
-    impl Drop for PgDb {
-        fn drop(&mut self) {
-            // Drop cannot await, and this also runs while a failed test unwinds: a thread of its own.
-            let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async {
-                    if let Ok(admin) = Database::connect(admin_url.as_str()).await {
-                        let _ = admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .await;
-                        let _ = admin.close().await;
-                    }
-                });
-                Ok::<_, std::io::Error>(())
-            })
-            .join();
-        }
-    }
-}
 
 /// A TCP proxy to PostgreSQL that can be cut: [`Proxy::cut`] drops every open connection and
 /// closes new ones at once until [`Proxy::restore`].
@@ -210,7 +126,7 @@ fn metric(text: &str, name: &str) -> f64 {
 
 #[actix_rt::test]
 async fn a_database_outage_stalls_no_room_and_persistence_catches_up() {
-    let Some(db) = PgDb::create("outage").await else {
+    let Some(db) = FreshPostgres::create("outage").await else {
         return;
     };
     count_panics();
