@@ -1095,3 +1095,35 @@ async fn the_openapi_document_covers_every_route() {
 
     insta::assert_json_snapshot!("openapi", doc, { ".info.version" => "[version]" });
 }
+
+#[actix_rt::test]
+async fn matchmaking_a_player_who_already_holds_a_seat_returns_that_room() {
+    let app = spawn_app().await;
+    let full = app
+        .create_room(json!({ "mode": "arena", "max_players": 2 }))
+        .await;
+    app.seat(&full, "dana").await;
+    app.seat(&full, "erin").await;
+    // Dana's room is full, yet matchmaking her again hands her a ticket back into it, not a
+    // second seat in another room.
+    let again = json_of(
+        app.post(
+            "/v1/matchmake",
+            json!({ "mode": "arena", "player_id": "dana" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(again["room_id"], full.as_str());
+    let rooms = json_of(app.get("/v1/rooms").await, 200).await;
+    assert_eq!(
+        rooms["rooms"].as_array().unwrap().len(),
+        1,
+        "no room was opened for her"
+    );
+    let room = json_of(app.get(&format!("/v1/rooms/{full}")).await, 200).await;
+    assert_eq!(room["players"], 2, "she still holds one slot");
+    let mut client = Client::connect(again["ws_url"].as_str().unwrap()).await;
+    client.read_welcome().await;
+}

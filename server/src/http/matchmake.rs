@@ -49,9 +49,17 @@ pub async fn matchmake(
         .ok_or_else(|| ApiError::UnknownMode(body.mode.clone()))?;
     // Held only for the scan and the reservation: microseconds, no await inside.
     let _matchmaking = state.matchmaking.lock().unwrap_or_else(|p| p.into_inner());
-    let mut candidates: Vec<_> = state
-        .registry
-        .entries()
+    // A player who already holds a slot (or a reservation) in a room of this mode gets a ticket
+    // back into it rather than a second seat elsewhere.
+    let entries = state.registry.entries();
+    if let Some(entry) = entries
+        .iter()
+        .find(|entry| entry.shared.mode == mode.name() && entry.shared.has_player(&player))
+    {
+        let seat = issue_seat(&state, entry, &player)?;
+        return Ok(created(entry.shared.id.to_string(), seat));
+    }
+    let mut candidates: Vec<_> = entries
         .into_iter()
         .filter(|entry| entry.shared.mode == mode.name() && entry.shared.is_open())
         .map(|entry| (entry.shared.held(), entry))

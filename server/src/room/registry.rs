@@ -194,6 +194,14 @@ impl RoomShared {
         slots.status == RoomStatus::Open && slots.players.contains(player)
     }
 
+    /// Whether `player` holds a slot or an unused reservation in this open room.
+    pub fn has_player(&self, player: &PlayerId) -> bool {
+        let slots = self.slots();
+        slots.status == RoomStatus::Open
+            && (slots.players.contains(player)
+                || slots.reservations.iter().any(|r| &r.player == player))
+    }
+
     /// Puts a player back without a reservation (restoring a room after a restart).
     pub fn seat_restored(&self, player: &PlayerId) {
         let mut slots = self.slots();
