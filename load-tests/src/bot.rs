@@ -10,19 +10,15 @@ use std::f32::consts::TAU;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::cli::{Args, Behaviour};
 use crate::latency::InFlight;
 use crate::stats::{Stats, micros};
 use crate::wire::{self, Kind};
+use crate::ws::{Incoming, Ws, WsError};
 
 /// Longest wait for a seat, for the WebSocket handshake, and then for the welcome.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,20 +43,6 @@ pub struct Shared {
     pub rooms: RefCell<HashMap<u32, Rc<OnceCell<String>>>>,
     /// Bots stop playing here (the end of the measured window).
     pub window_end: Instant,
-    pub ws_config: WebSocketConfig,
-}
-
-impl Shared {
-    pub fn ws_config() -> WebSocketConfig {
-        // Small buffers: a bot holds thousands of connections, and frames are a few hundred bytes.
-        // tungstenite zeroes `read_buffer_size` bytes before every read, so this is also per-frame work.
-        WebSocketConfig::default()
-            .read_buffer_size(2 * 1024)
-            .write_buffer_size(0)
-            .max_write_buffer_size(64 * 1024)
-            .max_message_size(Some(1 << 20))
-            .max_frame_size(Some(1 << 20))
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,12 +89,16 @@ pub async fn run(shared: Rc<Shared>, index: u32, behaviour: Behaviour, start_at:
     }
 
     let t1 = Instant::now();
-    let (ws, own_id) =
-        match timeout(CONNECT_TIMEOUT, connect(&shared, &seat.ws_url, player_id)).await {
-            Ok(Ok(ok)) => ok,
-            Ok(Err(e)) => return connect_failed(&shared, e),
-            Err(_) => return connect_failed(&shared, "no welcome within 10 s".into()),
-        };
+    let (ws, own_id) = match timeout(
+        CONNECT_TIMEOUT,
+        connect(&shared, &seat.ws_url, player_id, index),
+    )
+    .await
+    {
+        Ok(Ok(ok)) => ok,
+        Ok(Err(e)) => return connect_failed(&shared, e),
+        Err(_) => return connect_failed(&shared, "no welcome within 10 s".into()),
+    };
     {
         let mut s = shared.stats.borrow_mut();
         s.connected += 1;
@@ -186,21 +172,22 @@ async fn post<T: for<'de> Deserialize<'de>>(
         .map_err(|e| format!("POST {path}: {status} with an unexpected body: {e}"))
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Opens the WebSocket and waits for the welcome. Returns the player id the welcome names (the bot's
 /// own, unless the server says otherwise).
-async fn connect(shared: &Shared, url: &str, player_id: String) -> Result<(Ws, String), String> {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(shared.ws_config), true)
-            .await
-            .map_err(|e| e.to_string())?;
+async fn connect(
+    shared: &Shared,
+    url: &str,
+    player_id: String,
+    index: u32,
+) -> Result<(Ws, String), String> {
+    let mut ws = Ws::connect(url, shared.seed ^ u64::from(index).rotate_left(32))
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(frame))) => {
-                count_frame(&mut shared.stats.borrow_mut(), &frame);
-                match wire::scan(&frame, player_id.as_bytes()) {
+        match ws.next_frame().await {
+            Ok(Incoming::Binary(frame)) => {
+                count_frame(&mut shared.stats.borrow_mut(), frame);
+                match wire::scan(frame, player_id.as_bytes()) {
                     Ok(s) if s.kind == Kind::Welcome => {
                         let own = match s.player_id {
                             Some(id) if id != player_id.as_bytes() => {
@@ -214,15 +201,10 @@ async fn connect(shared: &Shared, url: &str, player_id: String) -> Result<(Ws, S
                     Err(e) => return Err(format!("undecodable first frame: {e}")),
                 }
             }
-            Some(Ok(Message::Close(frame))) => {
-                return Err(format!(
-                    "closed before the welcome: {}",
-                    frame.map_or(1005, |f| u16::from(f.code))
-                ));
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("connection ended before the welcome".into()),
+            Ok(Incoming::Close(code)) => return Err(format!("closed before the welcome: {code}")),
+            Ok(Incoming::Text) => return Err("a text frame before the welcome".into()),
+            Err(WsError::Eof) => return Err("connection ended before the welcome".into()),
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
@@ -252,6 +234,7 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
     let mut angle = rng.unit() * TAU;
     let mut next_chaos = now + CHAOS_EVERY.mul_f32(rng.unit());
     let mut chaos_sent: u64 = 0;
+    let mut input = Vec::with_capacity(48);
 
     let deadline = sleep_until(shared.window_end);
     tokio::pin!(deadline);
@@ -264,12 +247,12 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
         tokio::select! {
             biased;
             () = &mut deadline => break End::Deadline,
-            msg = ws.next(), if reading => match msg {
-                Some(Ok(Message::Binary(frame))) => {
+            msg = ws.next_frame(), if reading => match msg {
+                Ok(Incoming::Binary(frame)) => {
                     let at = Instant::now();
                     let mut s = shared.stats.borrow_mut();
-                    count_frame(&mut s, &frame);
-                    match wire::scan(&frame, own_id) {
+                    count_frame(&mut s, frame);
+                    match wire::scan(frame, own_id) {
                         Ok(f) => match f.kind {
                             Kind::State => {
                                 s.counters.states += 1;
@@ -287,28 +270,25 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
                                 s.counters.error_msgs += 1;
                                 if behaviour != Behaviour::Chaos {
                                     s.errors.error_replies += 1;
-                                    s.sample(|| format!("error reply: {}", hex_prefix(&frame)));
+                                    s.sample(|| format!("error reply: {}", hex_prefix(frame)));
                                 }
                             }
                             _ => {}
                         },
                         Err(e) => {
                             s.errors.decode += 1;
-                            s.sample(|| format!("undecodable frame ({e}): {}", hex_prefix(&frame)));
+                            s.sample(|| format!("undecodable frame ({e}): {}", hex_prefix(frame)));
                         }
                     }
                 }
-                Some(Ok(Message::Text(_))) => {
+                Ok(Incoming::Text) => {
                     let mut s = shared.stats.borrow_mut();
                     s.errors.decode += 1;
                     s.sample(|| "text frame from the server".into());
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    break End::Closed(frame.map_or(1005, |f| u16::from(f.code)));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break End::Error(e.to_string()),
-                None => break End::Eof,
+                Ok(Incoming::Close(code)) => break End::Closed(code),
+                Err(WsError::Eof) => break End::Eof,
+                Err(e) => break End::Error(e.to_string()),
             },
             due = inputs.tick(), if sends => {
                 {
@@ -325,18 +305,18 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
                     let frame = wire::chaos_frame(chaos_sent, seq);
                     chaos_sent += 1;
                     shared.stats.borrow_mut().counters.chaos_sent += 1;
-                    if let Err(e) = ws.send(Message::Binary(Bytes::from(frame))).await {
+                    if let Err(e) = ws.send_binary(&frame).await {
                         break End::Error(e.to_string());
                     }
                 }
                 seq = seq.wrapping_add(1);
                 angle += (rng.unit() - 0.5) * 0.8;
-                let mut frame = Vec::with_capacity(40);
-                wire::encode_input(&mut frame, seq, angle.cos(), angle.sin());
+                input.clear();
+                wire::encode_input(&mut input, seq, angle.cos(), angle.sin());
                 if measures_latency {
                     in_flight.sent(seq, std::time::Instant::now());
                 }
-                if let Err(e) = ws.send(Message::Binary(Bytes::from(frame))).await {
+                if let Err(e) = ws.send_binary(&input).await {
                     break End::Error(e.to_string());
                 }
                 shared.stats.borrow_mut().counters.inputs_sent += 1;
@@ -370,17 +350,17 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
     }
     // Finish the close handshake (bounded), so that the server frees the slot at once.
     let _ = timeout(CLOSE_TIMEOUT, async {
-        if matches!(end, End::Deadline) {
-            let frame = CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            };
-            if ws.close(Some(frame)).await.is_err() {
-                return;
+        match end {
+            End::Deadline => {
+                let _ = ws.close(1000).await;
             }
-        }
-        if matches!(end, End::Deadline | End::Closed(_)) {
-            while let Some(Ok(_)) = ws.next().await {}
+            // Our answer to the server's close is queued: write it and wait for the end.
+            End::Closed(_) => {
+                if ws.flush().await.is_ok() {
+                    while ws.next_frame().await.is_ok() {}
+                }
+            }
+            End::Eof | End::Error(_) => {}
         }
     })
     .await;

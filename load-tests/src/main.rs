@@ -12,6 +12,7 @@ mod prom;
 mod report;
 mod stats;
 mod wire;
+mod ws;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -116,7 +117,6 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         stats: RefCell::new(Stats::new()),
         rooms: RefCell::new(HashMap::new()),
         window_end,
-        ws_config: Shared::ws_config(),
     });
 
     let behaviours = args.mix.assign(n as usize);
