@@ -27,6 +27,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A slow reader stops reading for this long, then reads for `SLOW_READ_FOR`.
 const SLOW_PAUSE: Duration = Duration::from_secs(2);
 const SLOW_READ_FOR: Duration = Duration::from_millis(100);
+/// Bots stop this long after the end of the measured window.
+const STOP_AFTER_WINDOW: Duration = Duration::from_millis(250);
+/// How often a bot that sends no input checks whether the window is over.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// A chaos bot sends one invalid frame this often (5 in 10 s: under the server's limit of 10).
 const CHAOS_EVERY: Duration = Duration::from_secs(2);
 
@@ -223,7 +227,8 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
     let period = if sends {
         Duration::from_secs_f64(1.0 / args.input_rate)
     } else {
-        Duration::from_secs(3600)
+        // A bot that sends nothing still wakes now and then to see whether the window is over.
+        IDLE_WAKE
     };
     // A random phase, so that the bots' inputs do not all fall at the same instant.
     let mut inputs = tokio::time::interval_at(now + period.mul_f32(rng.unit()), period);
@@ -236,8 +241,10 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
     let mut chaos_sent: u64 = 0;
     let mut input = Vec::with_capacity(48);
 
-    let deadline = sleep_until(shared.window_end);
-    tokio::pin!(deadline);
+    // The window's end is checked when the input timer fires (within one input period), rather than
+    // by a timer of its own that every wakeup would poll. Bots stop a little after it, so that the
+    // figures read at the end of the window still count every bot that played it.
+    let stop_at = shared.window_end + STOP_AFTER_WINDOW;
     let slow = behaviour == Behaviour::SlowReader;
     let mut reading = true;
     let toggle = sleep_until(now + SLOW_READ_FOR.mul_f32(1.0 + rng.unit()));
@@ -246,7 +253,6 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
     let end = loop {
         tokio::select! {
             biased;
-            () = &mut deadline => break End::Deadline,
             msg = ws.next_frame(), if reading => match msg {
                 Ok(Incoming::Binary(frame)) => {
                     let at = Instant::now();
@@ -290,7 +296,13 @@ async fn play(shared: &Shared, mut ws: Ws, own_id: &[u8], index: u32, behaviour:
                 Err(WsError::Eof) => break End::Eof,
                 Err(e) => break End::Error(e.to_string()),
             },
-            due = inputs.tick(), if sends => {
+            due = inputs.tick() => {
+                if Instant::now() >= stop_at {
+                    break End::Deadline;
+                }
+                if !sends {
+                    continue;
+                }
                 {
                     // How late the timer fired: the bots' own scheduling delay (a saturated
                     // generator shows here first).
