@@ -26,3 +26,86 @@ pub fn busy_arena(players: u32) -> Arena {
     arena.step(&mut Vec::new());
     arena
 }
+
+/// One room as the room actor runs it, without the actor: each player's input cell, the game, the
+/// state encoder, and per player the session's outbound queue and the response body that drains it.
+pub struct RoomTick {
+    arena: Arena,
+    sessions: Vec<FakeConnection>,
+    encoder: protocol::StateEncoder,
+    events: Vec<game_core::GameEvent>,
+    seq: u32,
+}
+
+struct FakeConnection {
+    player: PlayerId,
+    input: std::sync::Arc<server::room::input::InputCell<Direction>>,
+    queue: std::sync::Arc<server::session::outbound::Outbound>,
+    body: server::session::outbound::OutboundBody,
+}
+
+impl RoomTick {
+    pub fn new(players: u32) -> Self {
+        let arena = busy_arena(players);
+        let sessions = arena
+            .players()
+            .into_iter()
+            .map(|player| {
+                let queue =
+                    server::session::outbound::Outbound::new(64, std::time::Duration::from_secs(5));
+                FakeConnection {
+                    player,
+                    input: std::sync::Arc::default(),
+                    body: server::session::outbound::OutboundBody::new(queue.clone()),
+                    queue,
+                }
+            })
+            .collect();
+        Self {
+            arena,
+            sessions,
+            encoder: protocol::StateEncoder::new(),
+            events: Vec::new(),
+            seq: 1,
+        }
+    }
+
+    /// Every player has sent an input since the last tick (the sessions' side, not counted as the
+    /// room's work but included), then the room's tick: inputs, step, encode once, queue the same
+    /// `Bytes` on every connection; then each connection's dispatcher drains its body into one buffer.
+    /// Returns the bytes that would be written to the sockets.
+    pub fn tick(&mut self) -> usize {
+        use std::pin::Pin;
+        use std::task::{Context, Poll};
+        self.seq += 1;
+        for (n, session) in self.sessions.iter().enumerate() {
+            let angle = (self.seq as f32 + n as f32) * 0.1;
+            if let Ok(direction) = Direction::new(angle.cos(), angle.sin()) {
+                session.input.put(Seq(self.seq), direction);
+            }
+        }
+        for session in &self.sessions {
+            if let Some((seq, input)) = session.input.take() {
+                self.arena.apply_input(&session.player, seq, input);
+            }
+        }
+        self.events.clear();
+        self.arena.step(&mut self.events);
+        let frame = self.encoder.encode(self.arena.tick(), &self.arena.view());
+        let now = std::time::Instant::now();
+        for session in &self.sessions {
+            session.queue.push_state(frame.clone(), now);
+        }
+        let mut written = 0;
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        for session in &mut self.sessions {
+            if let Poll::Ready(Some(Ok(chunk))) =
+                futures_util::Stream::poll_next(Pin::new(&mut session.body), &mut cx)
+            {
+                written += chunk.len();
+            }
+        }
+        written
+    }
+}

@@ -218,12 +218,17 @@ pub fn encode_error(code: ErrorCode, message: &str) -> Bytes {
     Bytes::from(buf)
 }
 
-/// Encodes the per-tick `{"t":"state","tick":u64,"state":STATE}` into a buffer it keeps, so that a
-/// room's tick allocates nothing but the output `Bytes` (which every session then shares), however
-/// many players the state holds. Keep one per room.
+/// Encodes the per-tick `{"t":"state","tick":u64,"state":STATE}` into buffers it keeps, however many
+/// players the state holds. Keep one per room.
+///
+/// The output `Bytes` is split off a `BytesMut` the encoder owns: cloning it for every session does
+/// not allocate, and once the sessions have written and dropped the previous tick's frame, the next
+/// tick reuses the same memory. A tick allocates only while an older frame is still held somewhere
+/// (a slow client's queue).
 #[derive(Debug, Default)]
 pub struct StateEncoder {
     buf: Vec<u8>,
+    out: bytes::BytesMut,
 }
 
 impl StateEncoder {
@@ -241,7 +246,10 @@ impl StateEncoder {
         put_uint(buf, tick);
         put_str(buf, "state");
         put_serde(buf, state);
-        Bytes::copy_from_slice(buf)
+        // `reserve` reclaims the previous frame's memory when no one holds it any more.
+        self.out.reserve(buf.len());
+        self.out.extend_from_slice(buf);
+        self.out.split().freeze()
     }
 }
 

@@ -60,20 +60,33 @@ fn allocation_bounds() {
         "decoding hostile prefixes peaked {peak_growth} bytes above the baseline"
     );
 
-    // The per-tick state: one allocation (the output Bytes) whatever the player count, once the
-    // encoder's buffer has grown.
+    // The per-tick state, whatever the player count, once the encoder's buffers have grown: no
+    // allocation when the previous frame has been dropped (the memory is reused), a new buffer while
+    // it is still held; and handing a clone to every session allocates nothing.
     for players in [16, 64] {
         let arena = arena(players);
         let mut encoder = StateEncoder::new();
-        let _ = encoder.encode(arena.tick(), &arena.view());
+        drop(encoder.encode(arena.tick(), &arena.view()));
+        let mut clones = Vec::with_capacity(players as usize);
         let before = dhat::HeapStats::get();
         let bytes = encoder.encode(arena.tick(), &arena.view());
+        clones.extend((0..players).map(|_| bytes.clone()));
         let after = dhat::HeapStats::get();
         assert_eq!(
             after.total_blocks - before.total_blocks,
-            1,
-            "{players} players"
+            0,
+            "{players} players, previous frame dropped"
         );
         assert!(bytes.len() > players as usize * 10);
+        let before = dhat::HeapStats::get();
+        let next = encoder.encode(arena.tick(), &arena.view());
+        let after = dhat::HeapStats::get();
+        // A fresh buffer and the header that lets it be shared.
+        assert!(
+            after.total_blocks - before.total_blocks <= 2,
+            "{players} players, previous frame still held"
+        );
+        assert_eq!(next, bytes, "same state, same bytes");
+        drop(clones);
     }
 }
