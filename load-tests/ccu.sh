@@ -8,6 +8,8 @@
 #   load-tests/ccu.sh --server-quota 50   # the server under a cgroup CPU quota of 50% of core 0
 #   options: --quick --steps "N ..." --floor-steps "N ..." --no-floor --ramp 10s --measure 30s
 #            --server-quota PCT --keep-going --no-build (use the binaries in $CARGO_TARGET_DIR) --out DIR
+#   environment: CARGO_TARGET_DIR (default ./target), FLOOR_DIR (default ../shared/floor),
+#            CCU_SCHED=fifo|autogroup|none and CCU_NICE (how the processes are kept from other work, below)
 #
 # Each step: a fresh release server pinned to core 0 (taskset -c 0) on an embedded SQLite database in a
 # temporary directory, skirmish-bots pinned to core 1, rooms of 16, 20 Hz ticks, 20 inputs per second per
@@ -32,7 +34,7 @@ MAX_LATE_P99_MS=5
 FLOOR_DIR="${FLOOR_DIR:-$ROOT/../shared/floor}"
 OUT=""
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) STEPS="500 1000"; FLOOR_STEPS="1000"; FLOOR_SECS=10; RAMP=5s; MEASURE=10s ;;
