@@ -39,8 +39,11 @@ pub struct Config {
     pub empty_room_timeout_ms: u64,
     /// A closed room still answers `GET` for this long before it is forgotten.
     pub closed_room_retention_ms: u64,
-    /// Room arbiters; 0 means one per available core.
+    /// 0 (default): rooms run on the HTTP worker arbiters (one per core), beside the sessions, so a
+    /// tick's fan-out never crosses threads. N: N dedicated room arbiters.
     pub room_threads: usize,
+    /// HTTP worker arbiters; 0 means one per available core.
+    pub workers: usize,
     /// Snapshot every this many ticks (default: once a second at 20 Hz).
     pub snapshot_every_ticks: u32,
     pub persistence_flush_interval_ms: u64,
@@ -81,6 +84,7 @@ impl Default for Config {
             empty_room_timeout_ms: 60_000,
             closed_room_retention_ms: 300_000,
             room_threads: 0,
+            workers: 0,
             snapshot_every_ticks: 20,
             persistence_flush_interval_ms: 250,
             persistence_batch_size: 500,
@@ -213,9 +217,9 @@ impl Config {
         Duration::from_millis(self.ticket_ttl_ms)
     }
 
-    pub fn room_threads(&self) -> usize {
-        if self.room_threads > 0 {
-            self.room_threads
+    pub fn workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }

@@ -83,7 +83,8 @@ impl Application {
         });
         let signer = Arc::new(Signer::new(&secret));
         let registry = Arc::new(RoomRegistry::default());
-        let arbiters: Vec<Arbiter> = (0..config.room_threads()).map(|_| Arbiter::new()).collect();
+        // Dedicated room arbiters only when asked for; by default rooms share the HTTP workers.
+        let arbiters: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
         let store = crate::persistence_link::start(storage.clone(), &config);
         let env = Arc::new(RoomEnv::new(
             registry.clone(),
@@ -124,14 +125,17 @@ impl Application {
         });
 
         let app_state = state.clone();
+        let room_env = state.env.clone();
         let send_buffer = config.socket_send_buffer;
         let server = HttpServer::new(move || {
+            // Runs once on each worker, on its own arbiter.
+            room_env.register_worker(Arbiter::current());
             App::new()
                 .app_data(app_state.clone())
                 .wrap(middleware::from_fn(http::track_requests))
                 .configure(http::configure)
         })
-        .workers(config.room_threads())
+        .workers(config.workers())
         .backlog(4096)
         .disable_signals()
         .shutdown_timeout(3)

@@ -67,19 +67,23 @@ pub struct RoomEnv {
     pub signer: Arc<Signer>,
     pub timings: RoomTimings,
     pub store: Option<Arc<dyn RoomStore>>,
-    arbiters: Vec<ArbiterHandle>,
+    /// Where new rooms start, round-robin: dedicated room arbiters, or the HTTP workers' own arbiters
+    /// as they register (see [`RoomEnv::register_worker`]).
+    arbiters: std::sync::RwLock<Vec<ArbiterHandle>>,
+    share_workers: bool,
     next: AtomicUsize,
 }
 
 impl std::fmt::Debug for RoomEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoomEnv")
-            .field("arbiters", &self.arbiters.len())
+            .field("share_workers", &self.share_workers)
             .finish_non_exhaustive()
     }
 }
 
 impl RoomEnv {
+    /// `arbiters` empty: rooms share the HTTP workers' arbiters, which register themselves.
     pub fn new(
         registry: Arc<RoomRegistry>,
         signer: Arc<Signer>,
@@ -92,18 +96,31 @@ impl RoomEnv {
             signer,
             timings,
             store,
-            arbiters,
+            share_workers: arbiters.is_empty(),
+            arbiters: std::sync::RwLock::new(arbiters),
             next: AtomicUsize::new(0),
         }
     }
 
-    /// Round-robin over the pool, so rooms spread over every core.
+    /// Called on each HTTP worker as it starts: in shared mode its arbiter joins the room pool.
+    pub fn register_worker(&self, worker: ArbiterHandle) {
+        if self.share_workers {
+            self.arbiters
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(worker);
+        }
+    }
+
+    /// Round-robin over the pool, so rooms spread over every core. Before any worker has started
+    /// (rooms restored at start-up) a room runs on the current arbiter.
     fn next_arbiter(&self) -> ArbiterHandle {
-        if self.arbiters.is_empty() {
+        let arbiters = self.arbiters.read().unwrap_or_else(|p| p.into_inner());
+        if arbiters.is_empty() {
             return actix_rt::Arbiter::current();
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.arbiters[n % self.arbiters.len()].clone()
+        arbiters[n % arbiters.len()].clone()
     }
 }
 

@@ -30,7 +30,7 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         api_key: Some(API_KEY.into()),
         database_url: format!("sqlite://{}/skirmish.db?mode=rwc", dir.path().display()),
         log: "warn".into(),
-        room_threads: 2,
+        workers: 2,
         ..Config::default()
     }
 }
