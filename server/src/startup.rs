@@ -137,6 +137,8 @@ impl Application {
         })
         .workers(config.workers())
         .backlog(4096)
+        // One small frame per tick each way: never hold a state back waiting for an ACK (Nagle).
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(3)
         .on_connect(move |connection, _| {
