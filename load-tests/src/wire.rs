@@ -253,47 +253,16 @@ impl<'a> Reader<'a> {
             .map_err(|_| ScanError::Unexpected(m))
     }
 
-    /// Skips `count` complete values (containers included), without recursion.
+    /// Skips `count` complete values (containers included), with the protocol crate's bounded
+    /// skipper: a forged length fails at once as a truncation.
     fn skip(&mut self, count: usize) -> Result<(), ScanError> {
-        let mut left = count;
-        while left > 0 {
-            left -= 1;
-            let m = self.byte()?;
-            let (payload, children) = match m {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
-                0x80..=0x8f => (0, 2 * usize::from(m & 0x0f)),
-                0x90..=0x9f => (0, usize::from(m & 0x0f)),
-                0xa0..=0xbf => (usize::from(m & 0x1f), 0),
-                0xc4 | 0xd9 => (self.len(1)?, 0),
-                0xc5 | 0xda => (self.len(2)?, 0),
-                0xc6 | 0xdb => (self.len(4)?, 0),
-                0xc7 => (self.len(1)? + 1, 0),
-                0xc8 => (self.len(2)? + 1, 0),
-                0xc9 => (self.len(4)? + 1, 0),
-                0xca => (4, 0),
-                0xcb => (8, 0),
-                0xcc | 0xd0 => (1, 0),
-                0xcd | 0xd1 => (2, 0),
-                0xce | 0xd2 => (4, 0),
-                0xcf | 0xd3 => (8, 0),
-                0xd4 => (2, 0),
-                0xd5 => (3, 0),
-                0xd6 => (5, 0),
-                0xd7 => (9, 0),
-                0xd8 => (17, 0),
-                0xdc => (0, self.len(2)?),
-                0xdd => (0, self.len(4)?),
-                0xde => (0, 2 * self.len(2)?),
-                0xdf => (0, 2 * self.len(4)?),
-                _ => return Err(ScanError::Unexpected(m)),
-            };
-            self.take(payload)?;
-            // Every child needs at least one byte: a count beyond the frame is a truncation,
-            // caught here so that a forged length cannot make this loop long.
-            if children > self.buf.len() - self.pos {
-                return Err(ScanError::Truncated);
+        for _ in 0..count {
+            let rest = &self.buf[self.pos..];
+            match protocol::value_len(rest) {
+                Ok(len) => self.pos += len,
+                Err(_) if rest.first() == Some(&0xc1) => return Err(ScanError::Unexpected(0xc1)),
+                Err(_) => return Err(ScanError::Truncated),
             }
-            left += children;
         }
         Ok(())
     }

@@ -28,6 +28,13 @@ pub use server::{
     encode_player_left, encode_pong, encode_welcome,
 };
 
+/// The length in bytes of the first complete MessagePack value in `bytes` (of any nesting), for
+/// clients that scan frames themselves and skip what they do not need. Iterative and bounded by
+/// `bytes.len()`: a forged length fails at once instead of making it run long.
+pub fn value_len(bytes: &[u8]) -> Result<usize, ProtocolError> {
+    wire::Reader::new(bytes).value().map(<[u8]>::len)
+}
+
 /// Default limit for one inbound (client to server) frame, in bytes. Real client frames are tens of
 /// bytes; the limit only bounds what a hostile client can make the server parse.
 pub const MAX_CLIENT_FRAME_BYTES: usize = 4096;
