@@ -237,43 +237,46 @@ mod tests {
 
     #[test]
     fn invalid_values_name_their_key() {
-        let config = Config {
-            outbound_queue: 0,
-            ..Config::default()
-        };
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("outbound_queue")
-        );
-        let config = Config {
-            api_key: Some("short".into()),
-            ..Config::default()
-        };
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("api_key")
-        );
-        let config = Config {
-            database_url: "mysql://x".into(),
-            ..Config::default()
-        };
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("database_url")
-        );
-        let config = Config {
-            log: "[[[".into(),
-            ..Config::default()
-        };
-        assert!(config.validate().unwrap_err().to_string().contains("log"));
+        let cases = [
+            (
+                Config {
+                    outbound_queue: 0,
+                    ..Config::default()
+                },
+                "outbound_queue",
+            ),
+            (
+                Config {
+                    api_key: Some("short".into()),
+                    ..Config::default()
+                },
+                "api_key",
+            ),
+            (
+                Config {
+                    database_url: "mysql://x".into(),
+                    ..Config::default()
+                },
+                "database_url",
+            ),
+            (
+                Config {
+                    log: "[[[".into(),
+                    ..Config::default()
+                },
+                "log",
+            ),
+            (
+                Config {
+                    ticket_ttl_ms: 0,
+                    ..Config::default()
+                },
+                "ticket_ttl_ms",
+            ),
+        ];
+        for (config, key) in cases {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(key), "{message:?} names {key}");
+        }
     }
 }
