@@ -200,6 +200,11 @@ async fn a_database_outage_stalls_no_room_and_persistence_catches_up() {
     // The match of the other room ended during the outage.
     assert_eq!(carol.expect_close(WAIT).await, Some(close::ROOM_CLOSED));
     let last_tick_in_outage = *ticks.last().unwrap();
+    // Readiness tells the truth: the database does not answer.
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "readyz during the outage");
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
     proxy.restore();
     let restored_at = Instant::now();
 
@@ -241,6 +246,8 @@ async fn a_database_outage_stalls_no_room_and_persistence_catches_up() {
             }
         }
     }
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "readyz once the database is back");
     eprintln!(
         "outage: {} states during {OUTAGE:?} (longest gap {longest_gap:?}); caught up {:?} after the proxy came back ({attempts} flush calls)",
         ticks.len(),
