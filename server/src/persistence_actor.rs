@@ -432,7 +432,10 @@ impl Handler<Flush> for PersistenceActor {
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.push((self.received, tx));
-        // Write now rather than at the next tick (a pending retry keeps its backoff).
+        // A flush is a request to commit now: write at once, even during a retry's backoff (the
+        // backoff still paces the automatic retries). After an outage this is what shutdown and
+        // readiness checks wait on, so it should not sit out a backoff of up to 5 s.
+        self.retry_at = None;
         self.start_write(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(FlushError::Stopped)) })
     }
