@@ -145,8 +145,4 @@ impl Modes {
             .find(|m| m.name() == name)
             .map(|m| m.as_ref())
     }
-
-    pub fn names(&self) -> Vec<&'static str> {
-        self.modes.iter().map(|m| m.name()).collect()
-    }
 }

@@ -262,10 +262,6 @@ impl RoomRegistry {
         self.rooms.get(id).map(|e| e.value().clone())
     }
 
-    pub fn remove(&self, id: &RoomId) {
-        self.rooms.remove(id);
-    }
-
     pub fn entries(&self) -> Vec<Arc<RoomEntry>> {
         self.rooms.iter().map(|e| e.value().clone()).collect()
     }

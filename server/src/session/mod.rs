@@ -174,8 +174,12 @@ impl<G: ServerGame> SessionActor<G> {
         }
     }
 
-    fn handle_message(&mut self, ctx: &mut Context<Self>, message: ClientMessage<G::Input>) {
-        let now = Instant::now();
+    fn handle_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        message: ClientMessage<G::Input>,
+        now: Instant,
+    ) {
         match message {
             ClientMessage::Input { seq, input } => {
                 if !self.inputs.try_take(now) {
@@ -266,7 +270,8 @@ impl<G: ServerGame> Actor for SessionActor<G> {
 
 impl<G: ServerGame> StreamHandler<Result<Message, WsError>> for SessionActor<G> {
     fn handle(&mut self, item: Result<Message, WsError>, ctx: &mut Context<Self>) {
-        self.last_heard = Instant::now();
+        let now = Instant::now();
+        self.last_heard = now;
         let message = match item {
             Ok(message) => message,
             Err(WsError::Overflow) => {
@@ -287,7 +292,7 @@ impl<G: ServerGame> StreamHandler<Result<Message, WsError>> for SessionActor<G> 
             Message::Binary(frame) => {
                 m::frame_in(frame.len());
                 match protocol::decode_client::<G>(&frame, self.settings.max_frame_bytes) {
-                    Ok(message) => self.handle_message(ctx, message),
+                    Ok(message) => self.handle_message(ctx, message, now),
                     Err(error) => self.invalid_frame(ctx, &error),
                 }
             }
@@ -305,7 +310,7 @@ impl<G: ServerGame> StreamHandler<Result<Message, WsError>> for SessionActor<G> 
             }
             Message::Continuation(_) => self.begin_close(ctx, close::UNSUPPORTED_DATA),
             Message::Ping(payload) => {
-                self.outbound.push_pong(payload, Instant::now());
+                self.outbound.push_pong(payload, now);
             }
             Message::Pong(_) | Message::Nop => {}
         }
