@@ -1,5 +1,5 @@
 //! One room tick plus its fan-out, as the room actor does it (see `benches::RoomTick`). Sockets
-//! are left out: their cost is the kernel's, measured by `../shared/floor`.
+//! are left out: their cost is the kernel's, measured by the CCU benchmark's floor (BENCHMARKS.md).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 

@@ -8,10 +8,12 @@
 //! - [`session`]: the session actor (one per connection) and its bounded outbound queue.
 //! - [`persistence_actor`], [`persistence_link`]: batched writes of snapshots, rooms and results.
 //! - [`metrics`]: the Prometheus metric names and recorders.
+//! - [`error_chain`]: log an error with its whole cause chain.
 
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod error_chain;
 pub mod http;
 pub mod metrics;
 pub mod persistence_actor;

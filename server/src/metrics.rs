@@ -2,13 +2,278 @@
 //!
 //! Hot paths (per frame) record into counters whose handles the facade caches per call site; per-tick
 //! figures are recorded once per room tick, never per player.
+//!
+//! Every family is in [`FAMILIES`] with its help text, and exists from start: unlabelled series and
+//! the known values of finite labels (close codes, error codes, reasons) are registered at zero, so
+//! dashboards and alerts see a 0 rather than nothing on a fresh server. Families whose labels are
+//! open-ended (HTTP route and status) show their HELP and TYPE before their first sample.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, counter, gauge, histogram};
+use metrics::{
+    Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// The labels of a family's series.
+#[derive(Debug, Clone, Copy)]
+pub enum Labels {
+    /// One series.
+    None,
+    /// One label whose every value is known: each gets a zero series at start.
+    Finite(&'static str, &'static [&'static str]),
+    /// Labels with values known only when they happen (HTTP route and status).
+    Open,
+}
+
+/// A metric family: its name, its type, its help text and its labels.
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub labels: Labels,
+}
+
+const fn family(name: &'static str, kind: Kind, help: &'static str) -> Family {
+    Family {
+        name,
+        kind,
+        help,
+        labels: Labels::None,
+    }
+}
+
+const CLOSE_CODES: &[&str] = &[
+    "1000", "1001", "1003", "1008", "1009", "4001", "4002", "4003", "4004",
+];
+
+const FRAME_ERRORS: &[&str] = &[
+    "too_big",
+    "malformed",
+    "unknown_type",
+    "invalid_field",
+    "invalid_value",
+    "rate_limited",
+    "not_allowed",
+    "internal",
+];
+
+const TICKET_REJECTIONS: &[&str] = &[
+    "missing",
+    "malformed",
+    "forged",
+    "expired",
+    "reused",
+    "wrong_kind",
+    "unknown_room",
+    "no_seat",
+];
+
+/// Every metric family the server exports.
+pub const FAMILIES: &[Family] = &[
+    family("skirmish_ticks_total", Kind::Counter, "Room ticks run."),
+    family(
+        "skirmish_late_ticks_total",
+        Kind::Counter,
+        "Room ticks that started more than a period late (the schedule was re-anchored).",
+    ),
+    family(
+        "skirmish_tick_duration_seconds",
+        Kind::Histogram,
+        "Time a room tick took: inputs, step, encode, fan-out.",
+    ),
+    family(
+        "skirmish_tick_lateness_seconds",
+        Kind::Histogram,
+        "How late each room tick started against its drift-free schedule.",
+    ),
+    family(
+        "skirmish_rooms",
+        Kind::Gauge,
+        "Rooms whose actor is running.",
+    ),
+    family(
+        "skirmish_connected_clients",
+        Kind::Gauge,
+        "WebSocket sessions connected.",
+    ),
+    Family {
+        name: "skirmish_sessions_closed_total",
+        kind: Kind::Counter,
+        help: "Sessions closed, by WebSocket close code.",
+        labels: Labels::Finite("code", CLOSE_CODES),
+    },
+    family(
+        "skirmish_slow_clients_total",
+        Kind::Counter,
+        "Sessions closed with 4002 because the client did not keep up.",
+    ),
+    family(
+        "skirmish_frames_in_total",
+        Kind::Counter,
+        "WebSocket frames received from clients.",
+    ),
+    family(
+        "skirmish_bytes_in_total",
+        Kind::Counter,
+        "Payload bytes received from clients.",
+    ),
+    family(
+        "skirmish_frames_out_total",
+        Kind::Counter,
+        "WebSocket frames written to clients.",
+    ),
+    family(
+        "skirmish_bytes_out_total",
+        Kind::Counter,
+        "Bytes written to clients, WebSocket headers included.",
+    ),
+    Family {
+        name: "skirmish_invalid_frames_total",
+        kind: Kind::Counter,
+        help: "Client frames refused, by wire error code.",
+        labels: Labels::Finite("code", FRAME_ERRORS),
+    },
+    Family {
+        name: "skirmish_rate_limited_total",
+        kind: Kind::Counter,
+        help: "Client messages dropped by a rate limit, by message kind.",
+        labels: Labels::Finite("kind", &["input", "chat"]),
+    },
+    family(
+        "skirmish_tickets_issued_total",
+        Kind::Counter,
+        "Seat tickets signed.",
+    ),
+    family(
+        "skirmish_tickets_consumed_total",
+        Kind::Counter,
+        "Seat tickets used to open a WebSocket.",
+    ),
+    family(
+        "skirmish_tickets_expired_total",
+        Kind::Counter,
+        "Seat reservations released because their ticket expired unused.",
+    ),
+    Family {
+        name: "skirmish_tickets_rejected_total",
+        kind: Kind::Counter,
+        help: "Tickets and resume tokens refused, by reason.",
+        labels: Labels::Finite("reason", TICKET_REJECTIONS),
+    },
+    Family {
+        name: "skirmish_http_requests_total",
+        kind: Kind::Counter,
+        help: "HTTP requests answered, by route pattern, method and status.",
+        labels: Labels::Open,
+    },
+    Family {
+        name: "skirmish_http_request_duration_seconds",
+        kind: Kind::Histogram,
+        help: "HTTP request latency, by route pattern, method and status.",
+        labels: Labels::Open,
+    },
+    family(
+        "skirmish_persistence_queue_depth",
+        Kind::Gauge,
+        "Rows buffered in the persistence actor, not yet committed.",
+    ),
+    family(
+        "skirmish_persistence_flush_seconds",
+        Kind::Histogram,
+        "Duration of successful batch writes.",
+    ),
+    family(
+        "skirmish_persistence_rows_written_total",
+        Kind::Counter,
+        "Rows committed by batch writes.",
+    ),
+    family(
+        "skirmish_persistence_write_errors_total",
+        Kind::Counter,
+        "Batch writes that failed (the batch is kept and retried).",
+    ),
+    family(
+        "skirmish_persistence_shed_total",
+        Kind::Counter,
+        "Snapshots dropped because the persistence buffer was full.",
+    ),
+    family(
+        "skirmish_persistence_rejected_total",
+        Kind::Counter,
+        "Records the database can never store, dropped.",
+    ),
+    family(
+        "skirmish_persistence_pruned_total",
+        Kind::Counter,
+        "Old snapshots deleted by pruning.",
+    ),
+];
+
+/// Describes every family and registers its zero series.
+fn register_families() {
+    for family in FAMILIES {
+        let unit = family.name.ends_with("_seconds").then_some(Unit::Seconds);
+        match (family.kind, unit) {
+            (Kind::Counter, _) => describe_counter!(family.name, family.help),
+            (Kind::Gauge, _) => describe_gauge!(family.name, family.help),
+            (Kind::Histogram, Some(unit)) => describe_histogram!(family.name, unit, family.help),
+            (Kind::Histogram, None) => describe_histogram!(family.name, family.help),
+        }
+        match (family.labels, family.kind) {
+            (Labels::Finite(key, values), Kind::Counter) => {
+                for value in values {
+                    counter!(family.name, key => *value).absolute(0);
+                }
+            }
+            (Labels::None, Kind::Counter) => counter!(family.name).absolute(0),
+            (Labels::None, Kind::Gauge) => gauge!(family.name).set(0.0),
+            (Labels::None, Kind::Histogram) => {
+                // Registering the handle is enough: the exporter shows an empty histogram.
+                let _ = histogram!(family.name);
+            }
+            (Labels::Finite(..), _) | (Labels::Open, _) => {}
+        }
+    }
+}
+
+/// The Prometheus text, with HELP and TYPE for families that have no sample yet.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut text = handle.render();
+    for family in FAMILIES {
+        if !text.contains(&format!("# TYPE {} ", family.name)) {
+            let _ = write!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n",
+                name = family.name,
+                help = family.help,
+                kind = family.kind.as_str()
+            );
+        }
+    }
+    text
+}
 
 /// Installs the global recorder once per process (tests start several servers in one process).
 pub fn install() -> PrometheusHandle {
@@ -26,6 +291,7 @@ pub fn install() -> PrometheusHandle {
             // Another recorder may already be installed (for example by a test harness); then this
             // handle renders nothing but the server still works.
             let _ = metrics::set_global_recorder(recorder);
+            register_families();
             handle
         })
         .clone()
@@ -120,4 +386,40 @@ pub fn http_request(route: &str, method: &str, status: u16, duration: Duration) 
     ];
     counter!("skirmish_http_requests_total", &labels).increment(1);
     histogram!("skirmish_http_request_duration_seconds", &labels).record(duration.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frame_error_labels_are_the_wire_error_codes() {
+        let wire: Vec<&str> = protocol::ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(FRAME_ERRORS, wire.as_slice());
+    }
+
+    #[test]
+    fn family_names_are_unique_and_prometheus_valid() {
+        let mut names: Vec<&str> = FAMILIES.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FAMILIES.len());
+        for family in FAMILIES {
+            assert!(
+                family
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+            assert_eq!(
+                family.name.ends_with("_total"),
+                family.kind == Kind::Counter,
+                "{}",
+                family.name
+            );
+        }
+    }
 }

@@ -22,6 +22,7 @@
 //! `skirmish_persistence_pruned_total`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::fut::wrap_future;
@@ -72,15 +73,15 @@ impl Default for PersistenceConfig {
 }
 
 /// Why a [`Flush`] could not confirm that everything before it is committed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FlushError {
     /// The database keeps failing; the data is still buffered and retried, so a later [`Flush`]
     /// may succeed.
-    #[error("the database write keeps failing (the data is kept and retried): {0}")]
-    Storage(String),
+    #[error("the database write keeps failing (the data is kept and retried)")]
+    Storage(#[source] Arc<StorageError>),
     /// Some records can never be stored (a value does not fit its column) and were dropped.
-    #[error("records were rejected by the database and dropped: {0}")]
-    Rejected(String),
+    #[error("records were rejected by the database and dropped")]
+    Rejected(#[source] Arc<StorageError>),
     /// The actor stopped before the data was committed.
     #[error("the persistence actor stopped before the data was committed")]
     Stopped,
@@ -273,9 +274,9 @@ impl PersistenceActor {
             // the batch would block every write after it forever.
             metrics::counter!("skirmish_persistence_rejected_total").increment(batch.len() as u64);
             tracing::error!(rows = batch.len(), error = %error, "persistence batch rejected and dropped");
-            let message = error.to_string();
+            let error = Arc::new(error);
             for (_, waiter) in self.waiters.drain(..) {
-                let _ = waiter.send(Err(FlushError::Rejected(message.clone())));
+                let _ = waiter.send(Err(FlushError::Rejected(error.clone())));
             }
             if self.buffer.is_empty() {
                 self.committed = self.received;
@@ -302,9 +303,9 @@ impl PersistenceActor {
             "persistence write failed; the batch is kept and retried"
         );
         if self.consecutive_failures >= self.config.flush_give_up_after.max(1) {
-            let message = error.to_string();
+            let error = Arc::new(error);
             for (_, waiter) in self.waiters.drain(..) {
-                let _ = waiter.send(Err(FlushError::Storage(message.clone())));
+                let _ = waiter.send(Err(FlushError::Storage(error.clone())));
             }
         }
         ctx.run_later(backoff, |act, ctx| {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::domain::RoomSettings;
 use crate::persistence_actor::{
-    Flush, PersistenceActor, PersistenceConfig, SaveResults, SaveRoom, SaveSnapshot,
+    Flush, FlushError, PersistenceActor, PersistenceConfig, SaveResults, SaveRoom, SaveSnapshot,
 };
 use crate::room::RoomStore;
 use crate::room::registry::{RoomShared, RoomStatus};
@@ -93,11 +93,12 @@ impl RoomStore for PersistenceLink {
 
 impl PersistenceLink {
     /// Resolves once everything sent before it is committed.
-    pub async fn flush(&self) -> Result<(), String> {
-        match self.addr.send(Flush).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+    pub async fn flush(&self) -> Result<(), FlushError> {
+        // A closed mailbox means the actor has stopped.
+        self.addr
+            .send(Flush)
+            .await
+            .unwrap_or(Err(FlushError::Stopped))
     }
 
     /// Marks a room that could not be restored as closed.

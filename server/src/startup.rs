@@ -205,7 +205,7 @@ impl std::fmt::Debug for ShutdownHandle {
 impl ShutdownHandle {
     /// Resolves once everything the rooms handed to persistence so far is committed (or with why
     /// not); the server keeps running. For tests and operational tools.
-    pub async fn flush_persistence(&self) -> Result<(), String> {
+    pub async fn flush_persistence(&self) -> Result<(), crate::persistence_actor::FlushError> {
         self.state.store.flush().await
     }
 
@@ -224,7 +224,7 @@ impl ShutdownHandle {
             .collect();
         futures_util::future::join_all(closing).await;
         if let Err(error) = self.state.store.flush().await {
-            error!(%error, "final flush failed: the latest state may be lost");
+            error!(error = %crate::error_chain::ErrorChain(&error), "final flush failed: the latest state may be lost");
         }
         // Give the close frames a moment to go out before connections are torn down.
         actix_rt::time::sleep(Duration::from_millis(200)).await;

@@ -240,7 +240,21 @@ async fn the_list_filters_by_mode_and_space() {
     let without = json_of(app.get("/v1/rooms?has_space=false").await, 200).await;
     assert_eq!(ids(&without), vec![full.clone()]);
     let both = json_of(app.get("/v1/rooms?mode=arena&has_space=true").await, 200).await;
-    assert_eq!(ids(&both), vec![roomy]);
+    assert_eq!(ids(&both), vec![roomy.clone()]);
+
+    // A closed room never has space, however few players it held.
+    let closed = app
+        .create_room(json!({ "mode": "arena", "max_players": 4 }))
+        .await;
+    assert_eq!(
+        app.delete(&format!("/v1/rooms/{closed}")).await.status(),
+        204
+    );
+    let with_space = json_of(app.get("/v1/rooms?has_space=true").await, 200).await;
+    assert_eq!(ids(&with_space), vec![roomy]);
+    let without = json_of(app.get("/v1/rooms?has_space=false").await, 200).await;
+    assert_eq!(ids(&without), vec![full.clone(), closed.clone()]);
+    assert_eq!(without["rooms"][1]["status"], "closed");
 
     // An invalid filter value is 422 JSON.
     let body = error_body(
@@ -614,13 +628,13 @@ async fn a_genuine_ticket_moved_to_another_room_is_401() {
 #[actix_rt::test]
 async fn the_upgrade_needs_exactly_one_credential_and_an_upgrade() {
     let app = spawn_app().await;
-    let body = error_body(upgrade(&app, "").await, 400, "bad_request").await;
+    let body = error_body(upgrade(&app, "").await, 401, "invalid_ticket").await;
     insta::assert_json_snapshot!("error_ws_no_credential", body);
-    ws_refused(&app.ws_url(""), 400).await;
+    ws_refused(&app.ws_url(""), 401).await;
     error_body(
         upgrade(&app, "ticket=abc&resume=def").await,
-        400,
-        "bad_request",
+        401,
+        "invalid_ticket",
     )
     .await;
 
@@ -774,6 +788,16 @@ async fn out_of_bounds_and_wrongly_typed_values_are_422() {
     // Nothing was created by any of these.
     let list = json_of(app.get("/v1/rooms").await, 200).await;
     assert_eq!(list, json!({ "rooms": [] }));
+
+    // JSON Schema counts 44.0 as an integer, so the API takes it as 44.
+    let response = app
+        .post(
+            "/v1/rooms",
+            json!({ "mode": "arena", "max_players": 44.0, "duration_s": null }),
+        )
+        .await;
+    let room = json_of(response, 201).await;
+    assert_eq!(room["max_players"], 44);
 }
 
 #[actix_rt::test]
@@ -894,14 +918,17 @@ async fn unknown_routes_and_methods_are_json_not_html() {
     // Unauthenticated unknown routes are also JSON (404: there is nothing to authorise).
     let response = app.http.get(app.url("/v1/nope")).send().await.unwrap();
     error_body(response, 404, "not_found").await;
-    // Methods a path does not serve.
-    for (method, path) in [
-        ("PUT", "/v1/rooms"),
-        ("PATCH", "/v1/rooms/abc"),
-        ("DELETE", "/v1/rooms"),
-        ("GET", "/v1/matchmake"),
-        ("POST", "/healthz"),
-        ("POST", "/v1/ws"),
+    // Methods a path does not serve: 405 with the methods it does serve.
+    for (method, path, allow) in [
+        ("PUT", "/v1/rooms", "GET, POST"),
+        ("PATCH", "/v1/rooms/abc", "GET, DELETE"),
+        ("DELETE", "/v1/rooms", "GET, POST"),
+        ("GET", "/v1/rooms/abc/seats", "POST"),
+        ("GET", "/v1/matchmake", "POST"),
+        ("POST", "/healthz", "GET"),
+        ("POST", "/v1/ws", "GET"),
+        ("DELETE", "/v1/locate", "GET"),
+        ("PUT", "/metrics", "GET"),
     ] {
         let response = app
             .http
@@ -910,15 +937,17 @@ async fn unknown_routes_and_methods_are_json_not_html() {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        assert!(status == 404 || status == 405, "{method} {path}: {status}");
-        let code = if status == 404 {
-            "not_found"
-        } else {
-            "method_not_allowed"
-        };
-        error_body(response, status, code).await;
+        let allowed = response
+            .headers()
+            .get(reqwest::header::ALLOW)
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(allowed.as_deref(), Some(allow), "{method} {path}");
+        error_body(response, 405, "method_not_allowed").await;
     }
+    // Without a key too: the method is wrong whoever asks.
+    let response = app.http.put(app.url("/v1/rooms")).send().await.unwrap();
+    let body = error_body(response, 405, "method_not_allowed").await;
+    insta::assert_json_snapshot!("error_method_not_allowed", body);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -954,6 +983,148 @@ async fn health_readiness_and_metrics_need_no_key() {
     let value: f64 = issued.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(value >= 1.0, "{issued}");
     assert!(text.contains("skirmish_http_requests_total"), "{text}");
+}
+
+#[actix_rt::test]
+async fn every_metric_family_has_help_and_type_from_the_start() {
+    let app = spawn_app().await;
+    let text = app.metrics().await;
+    for family in server::metrics::FAMILIES {
+        assert!(
+            text.contains(&format!("# HELP {} ", family.name)),
+            "no HELP for {}",
+            family.name
+        );
+        let kind = match family.kind {
+            server::metrics::Kind::Counter => "counter",
+            server::metrics::Kind::Gauge => "gauge",
+            server::metrics::Kind::Histogram => "histogram",
+        };
+        assert!(
+            text.contains(&format!("# TYPE {} {kind}\n", family.name)),
+            "no TYPE {kind} for {}",
+            family.name
+        );
+    }
+    // Finite labels have a series per value before anything happened.
+    for reason in ["forged", "expired", "reused"] {
+        assert!(
+            text.contains(&format!(
+                "skirmish_tickets_rejected_total{{reason=\"{reason}\"}}"
+            )),
+            "no series for reason {reason}"
+        );
+    }
+    assert!(text.contains("skirmish_late_ticks_total "), "{text}");
+}
+
+/// `promtool check metrics` (Debian's `prometheus` package) finds nothing to complain about.
+#[actix_rt::test]
+async fn promtool_finds_the_metrics_clean() {
+    use std::io::Write as _;
+    let Ok(status) = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed, and CI must run this check (apt-get install prometheus)"
+        );
+        eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus)");
+        return;
+    };
+    assert!(status.status.success());
+    let app = spawn_app().await;
+    // Some traffic first, so labelled families have samples too.
+    let room = app.create_room(json!({ "mode": "arena" })).await;
+    app.seat(&room, "alice").await;
+    let text = app.metrics().await;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && complaints.trim().is_empty(),
+        "promtool check metrics: {complaints}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locate
+// ---------------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn locate_answers_where_a_resume_token_resumes() {
+    let app = spawn_app().await;
+    let room = app.create_room(json!({ "mode": "arena" })).await;
+    let mut alice = app.join(&room, "alice").await;
+    let token = alice.resume_token.clone();
+
+    // No API key needed: the token is the credential.
+    let response = app
+        .http
+        .get(app.url(&format!("/v1/locate?resume={token}")))
+        .send()
+        .await
+        .unwrap();
+    let located = json_of(response, 200).await;
+    assert_eq!(located["room_id"], room.as_str());
+    let ws_url = located["ws_url"].as_str().unwrap();
+    assert_eq!(ws_url, app.ws_url(&format!("resume={token}")));
+    assert_eq!(located.as_object().unwrap().len(), 2, "{located}");
+
+    // The URL it gives resumes the slot (and replaces the old connection).
+    let mut again = common::Client::connect(ws_url).await;
+    again.read_welcome().await;
+    assert_eq!(again.player_id, "alice");
+    assert_eq!(alice.expect_close(Duration::from_secs(5)).await, Some(4003));
+
+    let locate = |query: String| {
+        let http = app.http.clone();
+        let url = app.url(&format!("/v1/locate?{query}"));
+        async move { http.get(url).send().await.unwrap() }
+    };
+    error_body(
+        locate(format!("resume={}", tamper(&token))).await,
+        401,
+        "invalid_ticket",
+    )
+    .await;
+    error_body(locate("resume=garbage".into()).await, 401, "invalid_ticket").await;
+    error_body(locate(String::new()).await, 422, "invalid_request").await;
+    // A ticket is not a resume token.
+    let seat = app.seat(&room, "bob").await;
+    let ticket = ticket_in(seat["ws_url"].as_str().unwrap()).to_string();
+    error_body(
+        locate(format!("resume={ticket}")).await,
+        401,
+        "invalid_ticket",
+    )
+    .await;
+
+    // Once the room is gone, 404.
+    assert_eq!(app.delete(&format!("/v1/rooms/{room}")).await.status(), 204);
+    error_body(
+        locate(format!("resume={token}")).await,
+        404,
+        "room_not_found",
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1005,7 +1176,15 @@ async fn the_openapi_document_covers_every_route() {
             .collect();
         let expected: &[&str] = match *path {
             "/v1/rooms" if *method == "get" => &["mode", "has_space"],
-            "/v1/ws" => &["ticket", "resume"],
+            "/v1/ws" => &[
+                "ticket",
+                "resume",
+                "Connection",
+                "Upgrade",
+                "Sec-WebSocket-Key",
+                "Sec-WebSocket-Version",
+            ],
+            "/v1/locate" => &["resume"],
             p if p.contains("{id}") => &["id"],
             _ => &[],
         };
@@ -1014,6 +1193,13 @@ async fn the_openapi_document_covers_every_route() {
             if parameter["name"] == "id" {
                 assert_eq!(parameter["in"], "path", "{method} {path}");
                 assert_eq!(parameter["required"], true, "{method} {path}");
+            } else if parameter["in"] == "header" {
+                // The upgrade's own headers: the handshake refuses a request without them (400).
+                assert_eq!(*path, "/v1/ws", "{parameter}");
+                assert_eq!(parameter["required"], true, "{method} {path}: {parameter}");
+            } else if *path == "/v1/locate" {
+                assert_eq!(parameter["in"], "query", "{method} {path}: {parameter}");
+                assert_eq!(parameter["required"], true, "{method} {path}: {parameter}");
             } else {
                 assert_eq!(parameter["in"], "query", "{method} {path}: {parameter}");
                 assert_ne!(parameter["required"], true, "{method} {path}: {parameter}");
@@ -1025,6 +1211,22 @@ async fn the_openapi_document_covers_every_route() {
     assert_eq!(bounds["max_players"]["maximum"], 64);
     assert_eq!(bounds["tick_rate"]["maximum"], 60);
     assert_eq!(bounds["duration_s"]["maximum"], 3600);
+    // The constraints the server enforces on strings are stated too.
+    let schemas = &doc["components"]["schemas"];
+    for request in ["CreateRoomRequest", "MatchmakeRequest"] {
+        assert_eq!(
+            schemas[request]["properties"]["mode"]["enum"],
+            json!(["arena"]),
+            "{request}"
+        );
+        assert_eq!(schemas[request]["additionalProperties"], false, "{request}");
+    }
+    for request in ["SeatRequest", "MatchmakeRequest"] {
+        let player = &schemas[request]["properties"]["player_id"];
+        assert_eq!(player["pattern"], "^[A-Za-z0-9_-]{1,64}$", "{request}");
+        assert_eq!(player["minLength"], 1, "{request}");
+        assert_eq!(player["maxLength"], 64, "{request}");
+    }
 
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http");
@@ -1043,7 +1245,8 @@ async fn the_openapi_document_covers_every_route() {
                 );
             }
         }
-        if path.starts_with("/v1") && *path != "/v1/ws" {
+        // The upgrade and locate take a signed token instead of the key.
+        if path.starts_with("/v1") && *path != "/v1/ws" && *path != "/v1/locate" {
             assert!(
                 operation["security"][0]
                     .as_object()
@@ -1065,6 +1268,7 @@ async fn the_openapi_document_covers_every_route() {
         ),
         ("post", "/v1/matchmake", &["201", "400", "401", "422"]),
         ("get", "/v1/ws", &["101", "400", "401"]),
+        ("get", "/v1/locate", &["200", "401", "404", "422"]),
         ("get", "/readyz", &["200", "503"]),
     ];
     for (method, path, statuses) in expected {

@@ -35,6 +35,9 @@ pub struct Claims {
 /// Why a ticket or token was refused. `reason()` is the metric label a matchmaker can see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TicketError {
+    /// Neither a ticket nor a resume token, or both: the upgrade carries no single credential.
+    #[error("give exactly one of ticket or resume")]
+    Missing,
     #[error("the ticket is not a valid token")]
     Malformed,
     #[error("the ticket's signature does not match")]
@@ -54,6 +57,7 @@ pub enum TicketError {
 impl TicketError {
     pub fn reason(self) -> &'static str {
         match self {
+            Self::Missing => "missing",
             Self::Malformed => "malformed",
             Self::Forged => "forged",
             Self::Expired => "expired",

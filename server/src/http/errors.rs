@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::tickets::TicketError;
+use crate::error_chain::ErrorChain;
 use crate::room::registry::SeatError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,9 @@ pub enum ApiError {
     RoomNotFound(String),
     #[error("no route for {0}")]
     RouteNotFound(String),
+    /// The route exists but does not serve this method; `allow` lists the ones it serves.
+    #[error("{method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
     Seat(#[from] SeatError),
     /// Well-formed JSON whose values are out of bounds or of the wrong type.
@@ -35,8 +39,9 @@ pub enum ApiError {
     UnknownMode(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A failure that is ours, not the client's; the cause is logged, never sent.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
@@ -47,6 +52,7 @@ impl ApiError {
             Self::Ticket(_) => "invalid_ticket",
             Self::RoomNotFound(_) => "room_not_found",
             Self::RouteNotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Seat(SeatError::Full) => "room_full",
             Self::Seat(SeatError::Closed) => "room_closed",
             Self::Invalid(_) => "invalid_request",
@@ -76,6 +82,7 @@ impl ResponseError for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::Ticket(_) => StatusCode::UNAUTHORIZED,
             Self::RoomNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Seat(_) => StatusCode::CONFLICT,
             Self::Invalid(_) | Self::UnknownMode(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,8 +94,8 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         let message = match self {
             // Internal details go to the log, not to the client.
-            Self::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
+            Self::Internal(_) => {
+                tracing::error!(error = %ErrorChain(self), "internal error");
                 self.to_string()
             }
             other => other.to_string(),
@@ -98,7 +105,11 @@ impl ResponseError for ApiError {
         } else {
             tracing::debug!(code = self.code(), %message, "request refused");
         }
-        HttpResponse::build(status).json(ErrorBody {
+        let mut response = HttpResponse::build(status);
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((actix_web::http::header::ALLOW, *allow));
+        }
+        response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
                 message,

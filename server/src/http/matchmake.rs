@@ -13,8 +13,10 @@ use crate::domain::{RoomId, RoomSettings};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchmakeRequest {
+    /// A game mode this server hosts (the document lists them as an enum).
     pub mode: String,
     /// 1 to 64 characters of `[A-Za-z0-9_-]`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub player_id: String,
 }
 

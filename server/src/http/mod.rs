@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod errors;
 mod health;
+mod locate;
 mod matchmake;
 pub mod openapi;
 mod rooms;
@@ -59,6 +60,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/rooms/{id}/seats"),
     ("post", "/v1/matchmake"),
     ("get", "/v1/ws"),
+    ("get", "/v1/locate"),
     ("get", "/v1/openapi.json"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -75,19 +77,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(errors::path_error))
     .service(
         web::scope("/v1")
-            .route("/rooms", web::post().to(rooms::create_room))
-            .route("/rooms", web::get().to(rooms::list_rooms))
-            .route("/rooms/{id}", web::get().to(rooms::get_room))
-            .route("/rooms/{id}", web::delete().to(rooms::delete_room))
-            .route("/rooms/{id}/seats", web::post().to(rooms::reserve_seat))
-            .route("/matchmake", web::post().to(matchmake::matchmake))
-            .route("/ws", web::get().to(ws::connect))
-            .route("/openapi.json", web::get().to(openapi::serve)),
+            .service(
+                resource("/rooms", "GET, POST")
+                    .route(web::post().to(rooms::create_room))
+                    .route(web::get().to(rooms::list_rooms)),
+            )
+            .service(
+                resource("/rooms/{id}", "GET, DELETE")
+                    .route(web::get().to(rooms::get_room))
+                    .route(web::delete().to(rooms::delete_room)),
+            )
+            .service(
+                resource("/rooms/{id}/seats", "POST").route(web::post().to(rooms::reserve_seat)),
+            )
+            .service(resource("/matchmake", "POST").route(web::post().to(matchmake::matchmake)))
+            .service(resource("/ws", "GET").route(web::get().to(ws::connect)))
+            .service(resource("/locate", "GET").route(web::get().to(locate::locate)))
+            .service(resource("/openapi.json", "GET").route(web::get().to(openapi::serve))),
     )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics))
+    .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+    .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+    .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
     .default_service(web::to(not_found));
+}
+
+/// A resource that answers 405 with an `Allow` header for the methods it does not serve.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        })
+    }))
 }
 
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

@@ -1,14 +1,18 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
+use super::AppState;
 use super::errors::{ErrorBody, ErrorDetail};
 use super::health::{self, Health};
+use super::locate::{self, LocateBody};
 use super::matchmake::{self, MatchmakeBody, MatchmakeRequest};
 use super::rooms::{self, CreateRoomRequest, RoomBody, RoomList, SeatBody, SeatRequest};
 use super::ws;
+use crate::room::Modes;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,11 +25,11 @@ use super::ws;
     ),
     paths(
         rooms::create_room, rooms::list_rooms, rooms::get_room, rooms::delete_room, rooms::reserve_seat,
-        matchmake::matchmake, ws::connect, serve, health::healthz, health::readyz, health::metrics,
+        matchmake::matchmake, ws::connect, locate::locate, serve, health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(
         CreateRoomRequest, RoomBody, RoomList, SeatRequest, SeatBody, MatchmakeRequest, MatchmakeBody,
-        ErrorBody, ErrorDetail, Health,
+        LocateBody, ErrorBody, ErrorDetail, Health,
     )),
     modifiers(&BearerAuth),
 )]
@@ -43,9 +47,25 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The document for this server: the generated one, with the `mode` enums set to the modes served.
+pub fn document(modes: &Modes) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let names: Vec<serde_json::Value> = modes.names().map(serde_json::Value::from).collect();
+    if let Some(components) = doc.components.as_mut() {
+        for request in ["CreateRoomRequest", "MatchmakeRequest"] {
+            if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(request)
+                && let Some(RefOr::T(Schema::Object(mode))) = body.properties.get_mut("mode")
+            {
+                mode.enum_values = Some(names.clone());
+            }
+        }
+    }
+    doc
+}
+
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
     responses((status = 200, description = "This document"), (status = 401, description = "Missing or wrong API key", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn serve(_: super::auth::Authorized) -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+pub async fn serve(_: super::auth::Authorized, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(document(&state.modes))
 }

@@ -22,17 +22,40 @@ use crate::room::registry::{RoomEntry, RoomSummary};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoomRequest {
-    /// A game mode this server hosts (`"arena"`).
+    /// A game mode this server hosts (the document lists them as an enum).
     pub mode: String,
     /// 1 to 64, default 16.
-    #[schema(minimum = 1, maximum = 64)]
-    pub max_players: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 64)]
+    pub max_players: Option<JsonInteger>,
     /// Ticks per second, 1 to 60, default 20.
-    #[schema(minimum = 1, maximum = 60)]
-    pub tick_rate: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 60)]
+    pub tick_rate: Option<JsonInteger>,
     /// Match length in seconds, 1 to 3600, default 300.
-    #[schema(minimum = 1, maximum = 3600)]
-    pub duration_s: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3600)]
+    pub duration_s: Option<JsonInteger>,
+}
+
+/// A JSON integer. JSON Schema counts `44.0` as an integer, and so does the API; `2.5` is refused
+/// (422).
+#[derive(Debug, Clone, Copy)]
+pub struct JsonInteger(pub i64);
+
+impl<'de> Deserialize<'de> for JsonInteger {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let number = serde_json::Number::deserialize(deserializer)?;
+        if let Some(integer) = number.as_i64() {
+            return Ok(Self(integer));
+        }
+        match number.as_f64() {
+            Some(float) if float.fract() == 0.0 && float.abs() < 2f64.powi(63) => {
+                Ok(Self(float as i64))
+            }
+            _ => Err(D::Error::custom(format!(
+                "invalid value: {number}, expected an integer within i64"
+            ))),
+        }
+    }
 }
 
 /// A room request that passed validation.
@@ -45,8 +68,13 @@ pub struct NewRoom {
 impl TryFrom<CreateRoomRequest> for NewRoom {
     type Error = ApiError;
     fn try_from(raw: CreateRoomRequest) -> Result<Self, ApiError> {
-        let settings = RoomSettings::new(raw.max_players, raw.tick_rate, raw.duration_s)
-            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        let value = |field: Option<JsonInteger>| field.map(|JsonInteger(v)| v);
+        let settings = RoomSettings::new(
+            value(raw.max_players),
+            value(raw.tick_rate),
+            value(raw.duration_s),
+        )
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
         Ok(Self {
             mode: raw.mode,
             settings,
@@ -59,6 +87,7 @@ impl TryFrom<CreateRoomRequest> for NewRoom {
 #[serde(deny_unknown_fields)]
 pub struct SeatRequest {
     /// 1 to 64 characters of `[A-Za-z0-9_-]`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub player_id: String,
 }
 
@@ -116,7 +145,7 @@ pub struct SeatBody {
 pub struct ListQuery {
     /// Only rooms of this mode.
     pub mode: Option<String>,
-    /// Only rooms with (`true`) or without (`false`) a free slot.
+    /// `true`: only open rooms with a free slot; `false`: only rooms without one (full or closed).
     pub has_space: Option<bool>,
 }
 
@@ -202,7 +231,7 @@ pub async fn list_rooms(
         .filter(|room| {
             query
                 .has_space
-                .is_none_or(|wanted| (room.players < room.max_players as usize) == wanted)
+                .is_none_or(|wanted| room.has_space() == wanted)
         })
         .collect();
     rooms.sort_by(|a, b| {

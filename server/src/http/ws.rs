@@ -23,14 +23,30 @@ pub struct WsQuery {
     pub resume: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/ws", tag = "realtime", params(WsQuery),
+/// The headers of a WebSocket upgrade (RFC 6455): without them the answer is 400.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents the headers; actix-http's handshake reads them
+pub struct UpgradeHeaders {
+    #[param(rename = "Connection", pattern = "^Upgrade$")]
+    connection: String,
+    #[param(rename = "Upgrade", pattern = "^websocket$")]
+    upgrade: String,
+    /// 16 random bytes, base64.
+    #[param(rename = "Sec-WebSocket-Key", pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$")]
+    sec_websocket_key: String,
+    #[param(rename = "Sec-WebSocket-Version", pattern = "^13$")]
+    sec_websocket_version: String,
+}
+
+#[utoipa::path(get, path = "/v1/ws", tag = "realtime", params(WsQuery, UpgradeHeaders),
     description = "Upgrades to a WebSocket speaking the binary MessagePack protocol of PROTOCOL.md. \
         Rate limits on the socket: about twice the room's tick rate in inputs per second, \
         a burst of 5 chat lines then one every 2 s; more than 10 invalid frames in 10 s closes with 1008.",
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 400, description = "Not a WebSocket upgrade request, or neither ticket nor resume given", body = ErrorBody),
-        (status = 401, description = "Ticket or resume token invalid, expired, reused, forged or for a closed room", body = ErrorBody),
+        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 401, description = "Not exactly one of ticket and resume, or the one given is invalid, expired, reused, forged or for a closed room", body = ErrorBody),
     ))]
 pub async fn connect(
     req: HttpRequest,
@@ -59,7 +75,8 @@ pub async fn connect(
     });
     Ok(response
         .message_body(BodyStream::new(OutboundBody::new(outbound)).boxed())
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        // The body error is not Send; its text is all it carries.
+        .map_err(|e| ApiError::Internal(e.to_string().into()))?
         .into())
 }
 
@@ -111,8 +128,6 @@ fn admit(
             }
             Ok((entry, claims.player_id))
         }
-        _ => Err(ApiError::BadRequest(
-            "give exactly one of ticket or resume".into(),
-        )),
+        _ => Err(TicketError::Missing.into()),
     }
 }

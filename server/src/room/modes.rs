@@ -139,6 +139,11 @@ impl Modes {
         self.modes.push(Box::new(Mode::<G>(PhantomData)));
     }
 
+    /// The names clients may ask for, in registration order (the OpenAPI `mode` enum).
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.modes.iter().map(|m| m.name())
+    }
+
     pub fn get(&self, name: &str) -> Option<&dyn GameMode> {
         self.modes
             .iter()

@@ -94,6 +94,13 @@ pub struct RoomSummary {
     pub closed_at: Option<OffsetDateTime>,
 }
 
+impl RoomSummary {
+    /// A matchmaker may seat a player here: the room is open and a slot is free.
+    pub fn has_space(&self) -> bool {
+        self.status == RoomStatus::Open && self.players < self.max_players as usize
+    }
+}
+
 impl RoomShared {
     pub fn new(
         id: RoomId,
