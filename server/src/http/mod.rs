@@ -5,6 +5,7 @@ pub mod errors;
 mod health;
 mod matchmake;
 pub mod openapi;
+mod playground;
 mod rooms;
 mod ws;
 
@@ -87,6 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
+    .route("/playground", web::get().to(playground::page))
     .default_service(web::to(not_found));
 }
 
