@@ -405,6 +405,7 @@ if (keyParam) {
 }
 modeInput.value = params.get("mode") ?? "arena";
 playerInput.value = params.get("player") ?? `guest-${Math.random().toString(36).slice(2, 7)}`;
+if (keyInput.value) say("Ready: join a room, or look at the rooms.");
 if (params.get("view") === "rooms") show("rooms");
 if (keyParam && (params.has("mode") || params.has("player"))) void join();
 window.addEventListener("pagehide", () => void leave());
