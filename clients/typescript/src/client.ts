@@ -327,6 +327,8 @@ export class Client<S = ArenaState> {
   /**
    * Sends the movement direction with the next sequence number and keeps it until a state
    * acknowledges it. Returns the seq. While resuming the input is kept and re-sent afterwards.
+   * The server applies at most one input per tick and drops inputs beyond about twice the tick rate
+   * (answering `rate_limited`): send when the direction changes, or once per tick.
    */
   sendInput(input: Direction): number {
     const seq = ++this.#seq;

@@ -6,7 +6,7 @@ import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import WebSocket, { WebSocketServer } from "ws";
 import { Encoder } from "@msgpack/msgpack";
-import { ConnectError, ProtocolError, connect } from "../dist/index.js";
+import { Client, ConnectError, ProtocolError, connect } from "../dist/index.js";
 import { startProxy, startServer, until } from "./harness.mjs";
 
 // Node 20 has no global WebSocket: the SDK takes the `ws` package's constructor.
@@ -85,6 +85,17 @@ test("play: welcome, inputs acknowledged through last_seq, movement, RTT", async
   assert.ok(Math.abs(stats.serverClockOffsetMs) < 5000, "same machine: clocks agree");
 });
 
+test("without a global WebSocket (Node 20) the constructor must be passed", () => {
+  const saved = globalThis.WebSocket;
+  delete globalThis.WebSocket;
+  try {
+    assert.throws(() => new Client("ws://127.0.0.1:1/v1/ws?ticket=x"), /options\.WebSocket/);
+    assert.ok(new Client("ws://127.0.0.1:1/v1/ws?ticket=x", { WebSocket }));
+  } finally {
+    if (saved) globalThis.WebSocket = saved;
+  }
+});
+
 test("events, chat and the async iterator", async () => {
   const roomId = await room();
   const ana = await join(roomId, "ana");
@@ -148,10 +159,17 @@ test("errors: each refused vector gets its error code; a stream of them closes w
   let reconnects = 0;
   ana.on("reconnecting", () => reconnects++);
   const closed = ana.next("close");
+  const drained = (async () => {
+    let n = 0;
+    for await (const _ of ana.messages()) n++;
+    return n;
+  })();
   for (let i = 0; i < 12 && ana.connected; i++) ana.sendRaw(new Uint8Array([0xc1]));
   const reason = await closed;
   assert.deepEqual([reason.code, reason.kind, reason.resumable], [1008, "policy", false]);
   assert.equal(reconnects, 0, "no resume after 1008");
+  assert.ok((await drained) > 0, "the iterator saw the errors and ended with the client");
+  assert.equal(ana.sendRaw(new Uint8Array([0x80])), false, "nothing is sent after the end");
 });
 
 test("close codes: 4001 when the room is deleted, 4003 when replaced, a reused ticket is refused", async () => {
