@@ -118,7 +118,8 @@ export class ConnectError extends Error {
 export type LocateAnswer =
   | { kind: "found"; room_id: string; ws_url: string }
   | { kind: "refused"; status: number } // 401 bad or expired token, 404 room gone: final
-  | { kind: "retry"; after_ms: number }; // 503 (no owner yet) or a network error
+  | { kind: "retry"; after_ms: number } // 503 (no owner yet) or a network error
+  | { kind: "unsupported" }; // 404 `not_found`: a server without /v1/locate; resume where you were
 
 const now = (): number => globalThis.performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -152,8 +153,13 @@ export async function locate(
     }
     return { kind: "retry", after_ms: 0 };
   }
+  if (response.status === 404) {
+    // `room_not_found` is the answer about the room; `not_found` means the route itself is missing.
+    const body = (await response.json().catch(() => undefined)) as { error?: { code?: unknown } } | undefined;
+    return body?.error?.code === "not_found" ? { kind: "unsupported" } : { kind: "refused", status: 404 };
+  }
   await response.body?.cancel();
-  if (response.status === 401 || response.status === 404) return { kind: "refused", status: response.status };
+  if (response.status === 401) return { kind: "refused", status: 401 };
   const seconds = Number(response.headers.get("retry-after"));
   return { kind: "retry", after_ms: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0 };
 }
@@ -528,6 +534,7 @@ export class Client<S = ArenaState> {
     let url = `${this.#httpBase.replace(/^http/, "ws")}/v1/ws?resume=${encodeURIComponent(this.resumeToken)}`;
     // 4005: the room lives elsewhere now; ask before trying.
     let mustLocate = first.code === 4005;
+    let canLocate = true;
     let reason = first;
     for (let attempt = 1; attempt <= 1000 && !this.#closing; attempt++) {
       let delay = Math.min(this.#options.backoff.maxMs, this.#options.backoff.initialMs * 2 ** (attempt - 1));
@@ -537,6 +544,9 @@ export class Client<S = ArenaState> {
         if (answer.kind === "refused") break;
         if (answer.kind === "found") {
           url = answer.ws_url;
+          mustLocate = false;
+        } else if (answer.kind === "unsupported") {
+          canLocate = false;
           mustLocate = false;
         } else {
           delay = Math.max(delay, answer.after_ms);
@@ -562,7 +572,7 @@ export class Client<S = ArenaState> {
       }
       // A refused upgrade (token expired, room gone, or not owned by that node) looks like 1006 to a
       // WebSocket: ask the server where the room is, which also tells a refusal from an outage.
-      mustLocate = true;
+      mustLocate = canLocate;
     }
     if (this.#closing) {
       this.#finish({ ...reason, kind: "closed_by_client", resumable: false });

@@ -22,9 +22,11 @@ export function serverBinary() {
   return path;
 }
 
-/** Starts the server and resolves once it logged the port it bound. */
-export async function startServer(env = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "skirmish-sdk-"));
+/**
+ * Starts the server and resolves once it logged the port it bound. `dir` reuses a database directory
+ * (a restart); `stop({ keep: true })` leaves it in place for that.
+ */
+export async function startServer(env = {}, { dir = mkdtempSync(join(tmpdir(), "skirmish-sdk-")) } = {}) {
   const child = spawn(serverBinary(), [], {
     cwd: dir, // no skirmish.toml from the caller's directory
     env: {
@@ -64,6 +66,7 @@ export async function startServer(env = {}) {
     port,
     http,
     log,
+    dir,
     /** Calls the HTTP API with the key; returns { status, body }. */
     async api(method, path, body) {
       const response = await fetch(`${http}${path}`, {
@@ -74,7 +77,7 @@ export async function startServer(env = {}) {
       const text = await response.text();
       return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
     },
-    async stop() {
+    async stop({ keep = false } = {}) {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));
         child.kill("SIGTERM");
@@ -82,7 +85,7 @@ export async function startServer(env = {}) {
         await exited;
         clearTimeout(timer);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

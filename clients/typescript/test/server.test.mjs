@@ -265,6 +265,34 @@ test("resume after a dropped socket keeps the slot, the score and the input sequ
   }
 });
 
+test("a server restart (1001): the client resumes once the server is back, in the restored room", async () => {
+  const first = await startServer();
+  let second;
+  try {
+    const { body } = await first.api("POST", "/v1/matchmake", { mode: "arena", player_id: "ana" });
+    const ana = await connect(body.ws_url, { ...options, backoff: { initialMs: 100, maxMs: 500 } });
+    clients.push(ana);
+    ana.sendInput({ dx: me(ana).x < 500 ? 1 : -1, dy: 0 });
+    await ana.next("ack");
+    const reasons = [];
+    ana.on("reconnecting", (r) => reasons.push(r.reason.kind));
+    const resumed = ana.next("resumed", () => true, 20_000);
+    await first.stop({ keep: true });
+    assert.equal(reasons[0], "going_away", "the server said 1001");
+    const restartedAt = performance.now();
+    second = await startServer({ SKIRMISH_LISTEN: `127.0.0.1:${first.port}` }, { dir: first.dir });
+    const welcome = await resumed;
+    console.log(`# resumed ${(performance.now() - restartedAt).toFixed(0)} ms after the restart began`);
+    assert.equal(welcome.player_id, "ana");
+    assert.equal(welcome.room_id, body.room_id);
+    assert.ok(ana.connected && ana.closeReason === undefined);
+    ana.close();
+  } finally {
+    await second?.stop();
+    if (!second) await first.stop();
+  }
+});
+
 test("4005 room moved: asks /v1/locate (honouring 503 Retry-After) and resumes where it says", async () => {
   // A fake node speaking the protocol: welcome, then 4005; locate answers 503, then 200.
   const encoder = new Encoder({ forceFloat32: true });
