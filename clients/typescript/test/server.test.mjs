@@ -172,6 +172,17 @@ test("errors: each refused vector gets its error code; a stream of them closes w
   assert.equal(ana.sendRaw(new Uint8Array([0x80])), false, "nothing is sent after the end");
 });
 
+test("close codes: a frame over 4096 bytes closes with 1009, final", async () => {
+  const ana = await join(await room(), "ana");
+  let reconnects = 0;
+  ana.on("reconnecting", () => reconnects++);
+  const closed = ana.next("close");
+  assert.ok(ana.sendRaw(new Uint8Array(5000).fill(0x90)));
+  const reason = await closed;
+  assert.deepEqual([reason.code, reason.kind, reason.resumable], [1009, "too_big", false]);
+  assert.equal(reconnects, 0);
+});
+
 test("close codes: 4001 when the room is deleted, 4003 when replaced, a reused ticket is refused", async () => {
   const roomId = await room();
   const ws = await seat(roomId, "ana");
