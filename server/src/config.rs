@@ -51,6 +51,8 @@ pub struct Config {
     pub persistence_max_buffered: usize,
     /// Snapshots kept per room by pruning.
     pub snapshots_kept: u32,
+    /// Serve the browser playground at `/playground` (turn it off in production).
+    pub playground: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +92,7 @@ impl Default for Config {
             persistence_batch_size: 500,
             persistence_max_buffered: 20_000,
             snapshots_kept: 10,
+            playground: true,
         }
     }
 }

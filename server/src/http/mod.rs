@@ -6,6 +6,7 @@ mod health;
 mod locate;
 mod matchmake;
 pub mod openapi;
+mod playground;
 mod rooms;
 mod ws;
 
@@ -98,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
     .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
     .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
+    .service(resource("/playground", "GET").route(web::get().to(playground::page)))
     .default_service(web::to(not_found));
 }
 
