@@ -62,4 +62,6 @@ pub mod close {
     pub const REPLACED: u16 = 4003;
     /// Nothing received from the client within the heartbeat timeout.
     pub const SILENT: u16 = 4004;
+    /// The room moved to another node of a cluster; the client asks `GET /v1/locate` where it is.
+    pub const ROOM_MOVED: u16 = 4005;
 }
