@@ -1,4 +1,5 @@
-//! The `skirmish` binary: configuration, logging, the server, and graceful shutdown on SIGINT/SIGTERM.
+//! The `skirmish` binary: configuration, logging and traces, the server, and graceful shutdown on
+//! SIGINT/SIGTERM; the spans still buffered are exported before the process exits.
 
 use anyhow::Context;
 use server::config::Config;
@@ -7,7 +8,9 @@ use server::startup::Application;
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::load().context("reading the configuration")?;
-    server::telemetry::init(&config);
+    let telemetry = server::telemetry::init_from_env(&config)
+        .context("setting up traces (OTEL_* environment variables)")?;
+    // On an early return `telemetry` is dropped, which flushes its spans too.
     let app = Application::build(config)
         .await
         .context("starting skirmish")?;
@@ -16,8 +19,9 @@ async fn main() -> anyhow::Result<()> {
         wait_for_signal().await;
         shutdown.shutdown().await;
     });
-    app.run_until_stopped().await.context("serving")?;
-    Ok(())
+    let served = app.run_until_stopped().await.context("serving");
+    telemetry.shutdown();
+    served
 }
 
 async fn wait_for_signal() {
