@@ -30,6 +30,7 @@ use actix::prelude::*;
 use persistence::buffer::WriteBuffer;
 use persistence::{Batch, ResultRecord, RoomRecord, SnapshotRecord, Storage, StorageError};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// First retry delay after a failed write; doubled per consecutive failure up to
 /// [`PersistenceConfig::retry_backoff_max`].
@@ -209,16 +210,33 @@ impl PersistenceActor {
         self.report_depth();
         let storage = self.storage.clone();
         let started = Instant::now();
+        // A root span per write: a flush serves many rooms and requests, so it has no one parent.
+        let span = tracing::info_span!(
+            parent: None,
+            "persistence.flush",
+            rows = batch.len(),
+            rooms = batch.rooms.len(),
+            snapshots = batch.snapshots.len(),
+            results = batch.results.len(),
+            otel.status_code = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
         let write = async move {
             let result = storage.write_batch(&batch).await;
             (batch, result)
-        };
+        }
+        .instrument(span.clone());
         ctx.spawn(
             wrap_future::<_, Self>(write).map(move |(batch, result), act, ctx| {
+                let _flush = span.enter();
                 act.in_flight = false;
                 match result {
                     Ok(()) => act.written(batch, covers, started.elapsed(), ctx),
-                    Err(e) => act.write_failed(batch, e, ctx),
+                    Err(e) => {
+                        span.record("otel.status_code", "ERROR");
+                        span.record("error", tracing::field::display(&e));
+                        act.write_failed(batch, e, ctx)
+                    }
                 }
                 act.report_depth();
             }),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix_rt::Arbiter;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, middleware, web};
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::config::Config;
 use crate::domain::tickets::{Signer, UsedNonces};
@@ -98,7 +98,10 @@ impl Application {
             arbiters.iter().map(|a| a.handle()).collect(),
         ));
         let modes = Arc::new(Modes::standard());
-        restore_rooms(&storage, &modes, &env, &store).await?;
+        // Restored rooms' start spans are children of this span.
+        restore_rooms(&storage, &modes, &env, &store)
+            .instrument(tracing::info_span!("rooms.restore"))
+            .await?;
 
         let sessions = Arc::new(SessionSettings {
             max_frame_bytes: config.max_frame_bytes,
@@ -133,6 +136,8 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .wrap(middleware::from_fn(http::track_requests))
+                // Outermost: the request span and id cover everything else, metrics included.
+                .wrap(middleware::from_fn(http::request_id::trace_requests))
                 .configure(http::configure)
         })
         .workers(config.workers())
@@ -212,6 +217,13 @@ impl ShutdownHandle {
     /// 1 stop accepting; 2 close every room (clients get 1001, final snapshots go to persistence);
     /// 3 flush persistence and wait for the commit; 4 let connections finish their close handshake.
     pub async fn shutdown(&self) {
+        // The rooms' close spans are children of this span.
+        self.shutdown_steps()
+            .instrument(tracing::info_span!("shutdown"))
+            .await
+    }
+
+    async fn shutdown_steps(&self) {
         info!("shutting down");
         self.server.pause().await;
         let closing: Vec<_> = self

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use tracing::field::Empty;
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -38,6 +39,8 @@ pub struct MatchmakeBody {
         (status = 422, description = "Invalid player_id or unknown mode", body = ErrorBody),
     ),
     security(("bearer" = [])))]
+#[tracing::instrument(name = "matchmake", skip_all,
+    fields(mode = Empty, player_id = Empty, room_id = Empty, new_room = Empty))]
 pub async fn matchmake(
     _: Authorized,
     state: web::Data<AppState>,
@@ -49,6 +52,10 @@ pub async fn matchmake(
         .modes
         .get(&body.mode)
         .ok_or_else(|| ApiError::UnknownMode(body.mode.clone()))?;
+    let span = tracing::Span::current();
+    span.record("mode", mode.name());
+    span.record("player_id", player.as_str());
+    span.record("new_room", false);
     // Held only for the scan and the reservation: microseconds, no await inside.
     let _matchmaking = state.matchmaking.lock().unwrap_or_else(|p| p.into_inner());
     // A player who already holds a slot (or a reservation) in a room of this mode gets a ticket
@@ -78,12 +85,15 @@ pub async fn matchmake(
             return Ok(created(entry.shared.id.to_string(), seat));
         }
     }
+    // The room's start span is a child of this one (the actor gets the current span).
+    tracing::Span::current().record("new_room", true);
     let entry = mode.create(&state.env, RoomId::generate(), RoomSettings::default());
     let seat = issue_seat(&state, &entry, &player)?;
     Ok(created(entry.shared.id.to_string(), seat))
 }
 
 fn created(room_id: String, seat: super::rooms::SeatBody) -> HttpResponse {
+    tracing::Span::current().record("room_id", room_id.as_str());
     HttpResponse::Created().json(MatchmakeBody {
         room_id,
         ticket: seat.ticket,

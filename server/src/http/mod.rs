@@ -7,6 +7,7 @@ mod locate;
 mod matchmake;
 pub mod openapi;
 mod playground;
+pub mod request_id;
 mod rooms;
 mod ws;
 

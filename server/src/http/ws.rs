@@ -6,6 +6,7 @@ use actix_http::ws::handshake;
 use actix_web::body::{BodyStream, MessageBody};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use tracing::field::Empty;
 use utoipa::IntoParams;
 
 use super::AppState;
@@ -48,6 +49,8 @@ pub struct UpgradeHeaders {
         (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
         (status = 401, description = "Not exactly one of ticket and resume, or the one given is invalid, expired, reused, forged or for a closed room", body = ErrorBody),
     ))]
+#[tracing::instrument(name = "ws.upgrade", skip_all,
+    fields(credential = Empty, room_id = Empty, player_id = Empty))]
 pub async fn connect(
     req: HttpRequest,
     payload: web::Payload,
@@ -56,11 +59,19 @@ pub async fn connect(
 ) -> Result<HttpResponse, ApiError> {
     let mut response = handshake(req.head())
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
+    let span = tracing::Span::current();
+    if query.ticket.is_some() {
+        span.record("credential", "ticket");
+    } else if query.resume.is_some() {
+        span.record("credential", "resume");
+    }
     let (entry, player) = admit(&state, &query).inspect_err(|error| {
         if let ApiError::Ticket(reason) = error {
             crate::metrics::ticket_rejected(reason.reason());
         }
     })?;
+    span.record("room_id", entry.shared.id.as_str());
+    span.record("player_id", player.as_str());
     let (_, _, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let sessions = &state.sessions;

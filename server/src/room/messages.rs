@@ -58,10 +58,34 @@ pub enum CloseKind {
     Shutdown,
 }
 
+impl CloseKind {
+    /// The reason as traces and logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// Close the room; answered once its final state has been handed to persistence.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct CloseRoom(pub CloseKind);
+pub struct CloseRoom {
+    pub kind: CloseKind,
+    /// The sender's span (the `DELETE` request, or shutdown): the room's close span is its child.
+    pub cause: tracing::Span,
+}
+
+impl CloseRoom {
+    /// A close caused by whatever the current span is.
+    pub fn new(kind: CloseKind) -> Self {
+        Self {
+            kind,
+            cause: tracing::Span::current(),
+        }
+    }
+}
 
 /// Sent by a room to a session: close the connection with this code.
 #[derive(Debug, Clone, Copy, Message)]

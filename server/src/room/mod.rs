@@ -29,7 +29,7 @@ use bytes::Bytes;
 use game_core::{GameEvent, JoinError, PlayerId, RankedResult};
 use protocol::StateEncoder;
 use time::OffsetDateTime;
-use tracing::{debug, info, warn};
+use tracing::{Span, debug, info, info_span, warn};
 
 use self::input::InputCell;
 use self::messages::{Chat, CloseKind, CloseRoom, Connection, Disconnect, Join, Kick};
@@ -145,6 +145,9 @@ pub struct RoomActor<G: ServerGame> {
     next_housekeeping: Instant,
     empty_since: Option<Instant>,
     closed: bool,
+    /// The span of what created the room, until the room has started (then dropped, so that the
+    /// creating request's span can end).
+    cause: Span,
 }
 
 impl<G: ServerGame> RoomActor<G> {
@@ -153,6 +156,7 @@ impl<G: ServerGame> RoomActor<G> {
         shared: Arc<RoomShared>,
         game: G,
         restored_players: Vec<PlayerId>,
+        cause: Span,
     ) -> Self {
         let now = Instant::now();
         let seats = restored_players
@@ -177,6 +181,7 @@ impl<G: ServerGame> RoomActor<G> {
             next_housekeeping: now + HOUSEKEEPING_EVERY,
             empty_since: None,
             closed: false,
+            cause,
         }
     }
 
@@ -248,6 +253,7 @@ impl<G: ServerGame> RoomActor<G> {
         m::tick_done(started.elapsed());
         // 7. match over
         if let Some(results) = results {
+            let _close = self.close_span(&Span::none(), "finished").entered();
             info!(room_id = %self.shared.id, players = results.len(), "match over");
             self.finish(ctx, protocol::close::ROOM_CLOSED, Some(&results));
             return;
@@ -312,6 +318,7 @@ impl<G: ServerGame> RoomActor<G> {
         if self.shared.held() == 0 {
             let since = *self.empty_since.get_or_insert(now);
             if now.saturating_duration_since(since) >= self.env.timings.empty_room_timeout {
+                let _close = self.close_span(&Span::none(), "expired").entered();
                 info!(room_id = %self.shared.id, "empty room expired");
                 self.finish(ctx, protocol::close::ROOM_CLOSED, None);
             }
@@ -329,6 +336,11 @@ impl<G: ServerGame> RoomActor<G> {
                 }
             }
         }
+    }
+
+    /// The span of the room's end; `cause` is its parent (`Span::none()`: a root span).
+    fn close_span(&self, cause: &Span, reason: &'static str) -> Span {
+        info_span!(parent: cause, "room.close", room_id = %self.shared.id, mode = G::MODE, reason)
     }
 
     /// Ends the room for good: final snapshot, results, status closed, sessions closed with `code`.
@@ -374,6 +386,10 @@ impl<G: ServerGame> Actor for RoomActor<G> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let cause = std::mem::replace(&mut self.cause, Span::none());
+        let span = info_span!(parent: &cause, "room.start", room_id = %self.shared.id, mode = G::MODE);
+        drop(cause);
+        let _start = span.enter();
         m::room_started();
         info!(room_id = %self.shared.id, mode = G::MODE, tick = self.game.tick(), "room started");
         self.anchor = Instant::now();
@@ -472,7 +488,11 @@ impl<G: ServerGame> Handler<Chat> for RoomActor<G> {
 impl<G: ServerGame> Handler<CloseRoom> for RoomActor<G> {
     type Result = ();
 
-    fn handle(&mut self, CloseRoom(kind): CloseRoom, ctx: &mut Context<Self>) {
+    fn handle(&mut self, CloseRoom { kind, cause }: CloseRoom, ctx: &mut Context<Self>) {
+        let span = self.close_span(&cause, kind.as_str());
+        drop(cause);
+        let _close = span.enter();
+        debug!(room_id = %self.shared.id, reason = kind.as_str(), "closing");
         match kind {
             CloseKind::Deleted => self.finish(ctx, protocol::close::ROOM_CLOSED, None),
             CloseKind::Shutdown => {

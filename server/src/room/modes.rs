@@ -60,8 +60,10 @@ impl<G: ServerGame> Mode<G> {
         let arbiter = env.next_arbiter();
         let actor_env = env.clone();
         let actor_shared = shared.clone();
+        // The request (or restore) that creates the room: the room's start span is its child.
+        let cause = tracing::Span::current();
         let addr = RoomActor::<G>::start_in_arbiter(&arbiter, move |_| {
-            RoomActor::new(actor_env, actor_shared, game, restored_players)
+            RoomActor::new(actor_env, actor_shared, game, restored_players, cause)
         });
         let entry = Arc::new(RoomEntry {
             shared,

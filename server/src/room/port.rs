@@ -49,7 +49,7 @@ impl<G: ServerGame> RoomPort for Addr<RoomActor<G>> {
     }
 
     fn close(&self, kind: CloseKind) -> BoxFuture {
-        let request = self.send(CloseRoom(kind));
+        let request = self.send(CloseRoom::new(kind));
         Box::pin(async move {
             // An error means the room already stopped, which is what was asked.
             let _ = request.await;

@@ -82,7 +82,10 @@ impl<G: ServerGame> SessionActor<G> {
         let connection_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         // A client may send about twice the room's tick rate, with a burst of the same size.
         let tick_rate = f64::from(start.tick_rate.max(1));
-        let span = info_span!("session", room_id = %start.room_id, player_id = %start.player, connection_id);
+        // A root span that lives as long as the connection, linked to (not a child of) the upgrade
+        // request, so the request's span ends when its response is sent.
+        let span = info_span!(parent: None, "session", room_id = %start.room_id, player_id = %start.player, connection_id);
+        span.follows_from(tracing::Span::current().id());
         let stream = start.stream.max_frame_size(start.settings.max_frame_bytes);
         SessionActor::create(move |ctx| {
             ctx.add_stream(stream);
