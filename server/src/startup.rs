@@ -217,10 +217,13 @@ impl ShutdownHandle {
     /// 1 stop accepting; 2 close every room (clients get 1001, final snapshots go to persistence);
     /// 3 flush persistence and wait for the commit; 4 let connections finish their close handshake.
     pub async fn shutdown(&self) {
-        // The rooms' close spans are children of this span.
+        // The rooms' close spans are children of this span. It ends before the server stops, so
+        // that it is among the spans exported when the process exits.
         self.shutdown_steps()
             .instrument(tracing::info_span!("shutdown"))
-            .await
+            .await;
+        self.server.stop(true).await;
+        info!("stopped");
     }
 
     async fn shutdown_steps(&self) {
@@ -240,8 +243,6 @@ impl ShutdownHandle {
         }
         // Give the close frames a moment to go out before connections are torn down.
         actix_rt::time::sleep(Duration::from_millis(200)).await;
-        self.server.stop(true).await;
-        info!("stopped");
     }
 }
 

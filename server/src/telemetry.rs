@@ -169,8 +169,7 @@ impl OtlpSettings {
 fn service_name_attribute(attributes: &str) -> Option<String> {
     attributes.split(',').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
-        (key.trim() == "service.name" && !value.trim().is_empty())
-            .then(|| value.trim().to_string())
+        (key.trim() == "service.name" && !value.trim().is_empty()).then(|| value.trim().to_string())
     })
 }
 
@@ -203,8 +202,8 @@ pub fn init_from_env(config: &Config) -> Result<Telemetry, TelemetryError> {
 
 /// Installs the global subscriber; false if one was already installed.
 fn install(config: &Config, traces: Option<&SdkTracerProvider>) -> bool {
-    let log_filter =
-        EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new(LevelFilter::INFO.to_string()));
+    let log_filter = EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| EnvFilter::new(LevelFilter::INFO.to_string()));
     // The request span is on for the log output whatever the level, so that even with `log=warn`
     // a request's warnings carry its request id (a span prints nothing by itself).
     let request_span = filter::filter_fn(|meta| meta.is_span() && meta.name() == REQUEST_SPAN)
@@ -337,7 +336,9 @@ impl HttpClient for BlockingHttpClient {
         let headers = response.headers().clone();
         let mut bytes = Vec::new();
         response.take(MAX_RESPONSE_BYTES).read_to_end(&mut bytes)?;
-        let mut answer = Response::builder().status(status).body(Bytes::from(bytes))?;
+        let mut answer = Response::builder()
+            .status(status)
+            .body(Bytes::from(bytes))?;
         *answer.headers_mut() = headers;
         Ok(answer)
     }
@@ -358,7 +359,11 @@ mod tests {
     fn traces_are_off_unless_an_endpoint_is_set() {
         assert_eq!(settings(&[]).unwrap(), None);
         assert_eq!(
-            settings(&[("OTEL_SERVICE_NAME", "x"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap(),
+            settings(&[
+                ("OTEL_SERVICE_NAME", "x"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            ])
+            .unwrap(),
             None,
             "without an endpoint nothing else is looked at"
         );
@@ -374,7 +379,10 @@ mod tests {
         assert_eq!(s.timeout, DEFAULT_EXPORT_TIMEOUT);
         let s = settings(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4318"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://otel.example/custom"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://otel.example/custom",
+            ),
         ])
         .unwrap()
         .unwrap();
@@ -385,9 +393,18 @@ mod tests {
     fn service_name_comes_from_the_variable_then_the_resource_attributes() {
         let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
         let named = |vars: &[(&'static str, &str)]| settings(vars).unwrap().unwrap().service_name;
-        assert_eq!(named(&[base, ("OTEL_SERVICE_NAME", "arena-eu")]), "arena-eu");
         assert_eq!(
-            named(&[base, ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod, service.name=from-attrs")]),
+            named(&[base, ("OTEL_SERVICE_NAME", "arena-eu")]),
+            "arena-eu"
+        );
+        assert_eq!(
+            named(&[
+                base,
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "deployment.environment=prod, service.name=from-attrs"
+                )
+            ]),
             "from-attrs"
         );
         assert_eq!(
@@ -431,14 +448,20 @@ mod tests {
     fn bad_endpoints_and_timeouts_are_errors_and_off_switches_win() {
         for url in ["collector:4318", "ftp://c/", "http://", "http://bad host/"] {
             let error = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", url)]).unwrap_err();
-            assert!(matches!(error, TelemetryError::InvalidEndpoint { .. }), "{url}: {error}");
+            assert!(
+                matches!(error, TelemetryError::InvalidEndpoint { .. }),
+                "{url}: {error}"
+            );
         }
         let error = settings(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
         ])
         .unwrap_err();
-        assert!(matches!(error, TelemetryError::InvalidTimeout { .. }), "{error}");
+        assert!(
+            matches!(error, TelemetryError::InvalidTimeout { .. }),
+            "{error}"
+        );
         let s = settings(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
@@ -446,7 +469,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(s.timeout, Duration::from_millis(2500));
-        for off in [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "none")] {
+        for off in [
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ] {
             assert_eq!(
                 settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), off]).unwrap(),
                 None

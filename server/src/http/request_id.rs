@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
@@ -36,7 +36,7 @@ pub fn valid_request_id(raw: &[u8]) -> Option<&str> {
 pub async fn trace_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let request_id = req
         .headers()
@@ -59,13 +59,10 @@ pub async fn trace_requests(
         // Fails only when traces are off (the span is not exported), which needs no parent.
         let _ = span.set_parent(parent);
     }
-    let request = req.request().clone();
-    let result = next.call(req).instrument(span.clone()).await;
-    let mut response = match result {
-        Ok(response) => response.map_into_left_body(),
-        // An error no handler turned into a response still answers with the request id.
-        Err(error) => ServiceResponse::from_err(error, request).map_into_right_body(),
-    };
+    // Handlers' and extractors' errors arrive here as responses (`ApiError` → `ResponseError`), so
+    // they get the header too. (The request cannot be kept to answer an `Err` here: routing needs
+    // it unshared.)
+    let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
@@ -108,10 +105,7 @@ mod tests {
         let longest = "x".repeat(MAX_REQUEST_ID_LEN);
         assert_eq!(valid_request_id(longest.as_bytes()), Some(longest.as_str()));
         let punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
-        assert_eq!(
-            valid_request_id(punctuation.as_bytes()),
-            Some(punctuation)
-        );
+        assert_eq!(valid_request_id(punctuation.as_bytes()), Some(punctuation));
     }
 
     #[test]

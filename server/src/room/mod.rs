@@ -387,7 +387,8 @@ impl<G: ServerGame> Actor for RoomActor<G> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let cause = std::mem::replace(&mut self.cause, Span::none());
-        let span = info_span!(parent: &cause, "room.start", room_id = %self.shared.id, mode = G::MODE);
+        let span =
+            info_span!(parent: &cause, "room.start", room_id = %self.shared.id, mode = G::MODE);
         drop(cause);
         let _start = span.enter();
         m::room_started();
