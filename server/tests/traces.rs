@@ -88,7 +88,8 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let mut received = received.lock().unwrap();
+    // A failed assertion elsewhere may have poisoned the lock; the data is still good.
+    let mut received = received.lock().unwrap_or_else(|p| p.into_inner());
     if content_type != "application/x-protobuf" {
         received
             .rejected
