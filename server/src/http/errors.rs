@@ -101,9 +101,9 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         if status.is_server_error() {
-            tracing::warn!(code = self.code(), %message, "request failed");
+            tracing::warn!(code = self.code(), detail = %message, "request failed");
         } else {
-            tracing::debug!(code = self.code(), %message, "request refused");
+            tracing::debug!(code = self.code(), detail = %message, "request refused");
         }
         let mut response = HttpResponse::build(status);
         if let Self::MethodNotAllowed { allow, .. } = self {
