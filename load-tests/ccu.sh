@@ -8,8 +8,11 @@
 #   load-tests/ccu.sh --server-quota 50   # the server under a cgroup CPU quota of 50% of core 0
 #   options: --quick --steps "N ..." --floor-steps "N ..." --no-floor --ramp 10s --measure 30s
 #            --server-quota PCT --keep-going --no-build (use the binaries in $CARGO_TARGET_DIR) --out DIR
-#   environment: CARGO_TARGET_DIR (default ./target), FLOOR_DIR (default ../shared/floor),
+#   environment: CARGO_TARGET_DIR (default ./target),
 #            CCU_SCHED=fifo|autogroup|none and CCU_NICE (how the processes are kept from other work, below)
+#
+# The floor: `skirmish-bots floor` (load-tests/src/floor.rs), one plain read and one write of a 350-byte
+# state per client per tick on loopback, server on core 0 and epoll clients on core 1, nothing else.
 #
 # Each step: a fresh release server pinned to core 0 (taskset -c 0) on an embedded SQLite database in a
 # temporary directory, skirmish-bots pinned to core 1, rooms of 16, 20 Hz ticks, 20 inputs per second per
@@ -31,7 +34,6 @@ KEEP_GOING=0
 NO_BUILD=0
 MAX_P99_MS=60
 MAX_LATE_P99_MS=5
-FLOOR_DIR="${FLOOR_DIR:-$ROOT/../shared/floor}"
 OUT=""
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -116,20 +118,12 @@ BOTS_BIN="$CARGO_TARGET_DIR/release/skirmish-bots"
 # ---------------------------------------------------------------- the floor, in this same run
 FLOOR_MEAN=""
 if [ -n "$FLOOR_STEPS" ]; then
-  [ -d "$FLOOR_DIR" ] || { echo "ccu.sh: no floor at $FLOOR_DIR (set FLOOR_DIR)" >&2; exit 66; }
-  # The floor's own folder may be read-only: build a copy beside our target dir (kept, so it builds once).
-  FLOOR_COPY="$CARGO_TARGET_DIR/ccu-floor"
-  mkdir -p "$FLOOR_COPY"
-  cp -r "$FLOOR_DIR/Cargo.toml" "$FLOOR_DIR/src" "$FLOOR_DIR/run.sh" "$FLOOR_COPY/"
-  [ -f "$FLOOR_DIR/Cargo.lock" ] && cp "$FLOOR_DIR/Cargo.lock" "$FLOOR_COPY/"
-  # The copy sits inside this workspace's folder: mark it as its own workspace.
-  printf '\n[workspace]\n' >> "$FLOOR_COPY/Cargo.toml"
-  (cd "$FLOOR_COPY" && CARGO_TARGET_DIR="$FLOOR_COPY/target" cargo build --release -q)
   sum=0; count=0
   for n in $FLOOR_STEPS; do
     log "floor: $n clients for ${FLOOR_SECS}s"
-    (cd "$FLOOR_COPY" && CARGO_TARGET_DIR="$FLOOR_COPY/target" exec "${PREFIX[@]}" ./run.sh "$n" 350 "$FLOOR_SECS") \
-      > "$OUT/floor-$n.out" 2>&1 &
+    # It pins itself (server on core 0, its clients' process on core 1), like the steps below.
+    "${PREFIX[@]}" "$BOTS_BIN" floor --clients "$n" --state-bytes 350 --duration "${FLOOR_SECS}s" \
+      --server-core 0 --client-core 1 > "$OUT/floor-$n.out" 2>&1 &
     fpid=$!
     boost "$fpid"
     wait "$fpid" || { log "floor run failed: $(tail -3 "$OUT/floor-$n.out")"; exit 1; }
@@ -297,7 +291,7 @@ done
   echo "Load average at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg); server, bots and floor $SCHED_TEXT."
   echo "Server on core 0$( [ -n "$QUOTA" ] && echo " under a ${QUOTA}% CPU quota (10 ms periods; normal class, autogroup nice $PRIO)"), bots on core 1; rooms of 16, 20 Hz, 20 inputs/s per bot, ramp $RAMP, window $MEASURE."
   if [ -n "$FLOOR_MEAN" ]; then
-    echo -n "Floor (../shared/floor, same run):"
+    echo -n "Floor (skirmish-bots floor, same run):"
     for n in $FLOOR_STEPS; do echo -n " $n clients $(jq -r .server_cpu_us_per_client_s "$OUT/floor-$n.json") us/client-s;"; done
     echo " mean $FLOOR_MEAN us per client-second."
   fi

@@ -11,7 +11,9 @@ use clap::{Parser, ValueEnum};
     version,
     about = "Load-test a Skirmish server with bot clients that matchmake over HTTP and play over WebSockets",
     after_help = "Bots join evenly over --ramp, then every figure but the connect times is measured over the next \
---duration. Exit status: 0 when every threshold holds, 2 when one is missed, 1 on a setup error."
+--duration. Exit status: 0 when every threshold holds, 2 when one is missed, 1 on a setup error.\n\n\
+`skirmish-bots floor --help`: measure this machine's floor (one plain read and write per client per tick), \
+the yardstick of load-tests/ccu.sh."
 )]
 pub struct Args {
     /// Base HTTP URL of the server.
@@ -229,7 +231,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() {
         return Err("must be longer than 0".into());

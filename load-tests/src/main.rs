@@ -3,9 +3,12 @@
 //!
 //! The whole run is one thread: a tokio current-thread runtime with a `LocalSet`, one task per bot.
 //! Bots join evenly over `--ramp`; the figures are those of the `--duration` window that follows.
+//!
+//! `skirmish-bots floor ...` measures the machine's floor instead (floor.rs): no server, no bots.
 
 mod bot;
 mod cli;
+mod floor;
 mod latency;
 mod procfs;
 mod prom;
@@ -37,6 +40,17 @@ use crate::stats::Stats;
 const WIND_DOWN: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
+    // The floor is a command of its own with its own options; the bots' options stay at the top level.
+    let mut argv = std::env::args_os().skip(1).peekable();
+    if argv.next_if(|a| a == "floor").is_some() {
+        return match floor::main(argv) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("skirmish-bots floor: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args = Args::parse();
     match run_main(args) {
         Ok(true) => ExitCode::SUCCESS,
