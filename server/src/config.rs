@@ -216,6 +216,13 @@ impl Config {
         Duration::from_millis(self.resume_grace_ms)
     }
 
+    /// The bound on a session's waiting messages, in bytes: room for `outbound_queue` frames as large
+    /// as the largest a client may send (a relayed chat line is about that size), and so for many
+    /// times more of the small ones (events).
+    pub fn outbound_max_bytes(&self) -> usize {
+        self.outbound_queue.saturating_mul(self.max_frame_bytes)
+    }
+
     pub fn ticket_ttl(&self) -> Duration {
         Duration::from_millis(self.ticket_ttl_ms)
     }

@@ -108,7 +108,7 @@ impl Application {
             heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
             client_timeout: Duration::from_millis(config.client_timeout_ms),
             resume_grace: config.resume_grace(),
-            outbound_queue: config.outbound_queue,
+            outbound_max_bytes: config.outbound_max_bytes(),
             slow_client_timeout: Duration::from_millis(config.slow_client_timeout_ms),
         });
         let config = Arc::new(config);

@@ -226,6 +226,72 @@ async fn a_client_that_never_reads_is_closed_4002_without_slowing_the_others() {
     drop(stalled);
 }
 
+/// Issue 11's case: in a 16-seat room twelve players stop reading and are then dropped together, so
+/// the room tells the one player who reads about twelve departures in one tick: more frames at once
+/// than `outbound_queue`. A client that takes everything it is sent must not be closed for that
+/// (4002 is for what a client fails to take, in bytes or in time).
+#[actix_rt::test]
+async fn a_burst_of_events_does_not_close_a_client_that_reads() {
+    let app = spawn_app_with(|c| {
+        c.outbound_queue = 8;
+        c.socket_send_buffer = Some(4096);
+        c.slow_client_timeout_ms = 1000;
+        // The departures are announced when the resume grace of the dropped players runs out.
+        c.resume_grace_ms = 200;
+        // One worker: the room and the reader's connection share a thread, so nothing drains the
+        // reader's queue between the pushes of one tick (with more, that depends on where it lands).
+        c.workers = 1;
+    })
+    .await;
+    let room = app
+        .create_room(json!({ "mode": "arena", "max_players": 16 }))
+        .await;
+    let mut reader = app.join(&room, "reader").await;
+    let mut silent = Vec::new();
+    for i in 0..12 {
+        // Joined, then never read again.
+        silent.push(app.join(&room, &format!("silent-{i}")).await);
+    }
+    reader
+        .until(WAIT, |m| match m {
+            ServerMessage::State { state, .. } => (state.players.len() == 13).then_some(()),
+            _ => None,
+        })
+        .await;
+
+    // Dropped together: their sockets close at once, and the grace of all twelve ends in the same
+    // housekeeping pass, so the twelve `player_left` events and a state go out in one tick.
+    drop(silent);
+    let mut left = std::collections::HashSet::new();
+    let mut seq = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while left.len() < 12 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} player_left events within 10 s",
+            left.len()
+        );
+        // The reader plays on: every input is acked (a close, 4002 before the fix, fails here).
+        seq += 1;
+        reader.send_input(seq, 0.1, 0.0).await;
+        reader
+            .until(WAIT, |m| {
+                if let ServerMessage::Event(protocol::Event::PlayerLeft { player_id }) = m {
+                    left.insert(player_id.clone());
+                }
+                client_row(m, "reader").filter(|r| r.3 >= seq)
+            })
+            .await;
+    }
+    let alone = reader
+        .until(WAIT, |m| match m {
+            ServerMessage::State { state, .. } => Some(state.players.len()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(alone, 1, "only the reader is left");
+}
+
 /// Upgrades over a raw socket with a small receive buffer and then never reads from it.
 async fn stalled_client(ws_url: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;

@@ -75,7 +75,7 @@ pub async fn connect(
     let (_, _, stream) =
         actix_ws::handle(&req, payload).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let sessions = &state.sessions;
-    let outbound = Outbound::new(sessions.outbound_queue, sessions.slow_client_timeout);
+    let outbound = Outbound::new(sessions.outbound_max_bytes, sessions.slow_client_timeout);
     entry.port.start_session(SessionStart {
         room_id: entry.shared.id.clone(),
         player,

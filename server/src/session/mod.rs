@@ -49,7 +49,8 @@ pub struct SessionSettings {
     pub heartbeat_interval: Duration,
     pub client_timeout: Duration,
     pub resume_grace: Duration,
-    pub outbound_queue: usize,
+    /// Bytes of messages a session may have waiting before it is closed with 4002 (see outbound.rs).
+    pub outbound_max_bytes: usize,
     pub slow_client_timeout: Duration,
 }
 

@@ -4,10 +4,16 @@
 //! bounded queue; actix-web's connection dispatcher polls [`OutboundBody`] whenever the socket can take
 //! more, and each poll turns everything queued into one buffer (WebSocket headers and payloads
 //! together), so a tick costs one wakeup and one `write` per session. A client that does not read
-//! stops the dispatcher from polling, the queue stops draining, and the slow-client policy applies:
-//! - an unsent `state` is replaced by the newer one (only the newest state matters);
-//! - a frame waiting longer than `slow_client_timeout`, or a queue that would exceed its bound,
-//!   closes the connection with 4002.
+//! stops the dispatcher from polling, the queue stops draining, and the slow-client policy applies.
+//! It judges a client by what it fails to take, never by how many messages the room had to tell it
+//! at once (a burst of events in one tick is normal and is drained whole at the next poll):
+//! - an unsent `state` is replaced by the newer one (only the newest state matters), so at most one
+//!   state ever waits and it is not counted against the bound;
+//! - a frame waiting longer than `slow_client_timeout` closes the connection with 4002 (time);
+//! - so does a message (event, chat, reply, ping) that would take the bytes waiting past `max_bytes`
+//!   (memory): frames as they go on the wire plus the queue's own slot per frame. A message is always
+//!   taken when no other message waits, so one large frame cannot trip the bound. A queue therefore
+//!   holds at most `max_bytes` plus one message plus one state.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -26,6 +32,32 @@ enum Frame {
     Ping,
     Pong(Bytes),
     Close(u16),
+}
+
+/// What a queued frame costs besides its bytes on the wire: its slot in the queue. Counting it keeps
+/// even empty frames (pings, empty pongs) from piling up without bound.
+const SLOT_BYTES: usize = std::mem::size_of::<Frame>();
+
+impl Frame {
+    /// The bytes this frame holds while it waits: WebSocket header and payload, plus its slot.
+    fn cost(&self) -> usize {
+        let payload = match self {
+            Frame::State(p) | Frame::Message(p) | Frame::Pong(p) => p.len(),
+            Frame::Ping => 0,
+            Frame::Close(_) => 2,
+        };
+        SLOT_BYTES + wire_len(payload)
+    }
+}
+
+/// Length on the wire of an unmasked (server-to-client) frame with this payload.
+fn wire_len(payload: usize) -> usize {
+    let header = match payload {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    };
+    header + payload
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +83,8 @@ pub enum Push {
 #[derive(Debug)]
 struct Inner {
     frames: VecDeque<Frame>,
+    /// [`Frame::cost`] of every queued frame but the state: what the bound is checked against.
+    bytes: usize,
     waker: Option<Waker>,
     phase: Phase,
     /// When the oldest unsent frame started waiting.
@@ -61,20 +95,22 @@ struct Inner {
 #[derive(Debug)]
 pub struct Outbound {
     inner: Mutex<Inner>,
-    capacity: usize,
+    /// Bytes of messages (everything but the state) that may wait before the client is too slow.
+    max_bytes: usize,
     slow_client_timeout: Duration,
 }
 
 impl Outbound {
-    pub fn new(capacity: usize, slow_client_timeout: Duration) -> Arc<Self> {
+    pub fn new(max_bytes: usize, slow_client_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
                 frames: VecDeque::new(),
+                bytes: 0,
                 waker: None,
                 phase: Phase::Open,
                 waiting_since: None,
             }),
-            capacity,
+            max_bytes,
             slow_client_timeout,
         })
     }
@@ -117,17 +153,22 @@ impl Outbound {
             Self::begin_close(&mut inner, protocol::close::TOO_SLOW, true);
             return Push::TooSlow;
         }
-        if matches!(frame, Frame::State(_))
-            && let Some(position) = inner
+        if matches!(frame, Frame::State(_)) {
+            if let Some(position) = inner
                 .frames
                 .iter()
                 .position(|f| matches!(f, Frame::State(_)))
-        {
-            inner.frames.remove(position);
-        }
-        if inner.frames.len() >= self.capacity {
-            Self::begin_close(&mut inner, protocol::close::TOO_SLOW, true);
-            return Push::TooSlow;
+            {
+                inner.frames.remove(position);
+            }
+        } else {
+            let cost = frame.cost();
+            // A lone message always fits: the bound is on what piles up, not on one frame's size.
+            if inner.bytes > 0 && inner.bytes + cost > self.max_bytes {
+                Self::begin_close(&mut inner, protocol::close::TOO_SLOW, true);
+                return Push::TooSlow;
+            }
+            inner.bytes += cost;
         }
         // Replacing an unsent state does not restart the clock: the client still took nothing.
         inner.waiting_since.get_or_insert(now);
@@ -141,6 +182,7 @@ impl Outbound {
     fn begin_close(inner: &mut Inner, code: u16, drop_pending: bool) {
         if drop_pending {
             inner.frames.clear();
+            inner.bytes = 0;
             inner.waiting_since = None;
         }
         inner.frames.push_back(Frame::Close(code));
@@ -165,6 +207,7 @@ impl Outbound {
         let mut inner = self.lock();
         inner.phase = Phase::Finished;
         inner.frames.clear();
+        inner.bytes = 0;
         if let Some(waker) = inner.waker.take() {
             waker.wake();
         }
@@ -174,8 +217,14 @@ impl Outbound {
         self.lock().phase
     }
 
+    /// Frames waiting, the state included.
     pub fn queued(&self) -> usize {
         self.lock().frames.len()
+    }
+
+    /// Bytes of messages waiting (everything but the state), as the bound counts them.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
     }
 }
 
@@ -234,6 +283,8 @@ impl Stream for OutboundBody {
                 }
             }
         }
+        // Everything queued went into this chunk (or was dropped behind a close frame).
+        inner.bytes = 0;
         inner.waiting_since = None;
         drop(inner);
         crate::metrics::frames_out(frames, this.buf.len() as u64);
@@ -270,20 +321,92 @@ mod tests {
         );
     }
 
+    /// The cost of a 3-byte message: 5 bytes on the wire plus its slot.
+    fn message_cost() -> usize {
+        Frame::Message(frame(0)).cost()
+    }
+
     #[actix_rt::test]
-    async fn a_full_queue_or_a_long_wait_closes_with_4002() {
-        let queue = Outbound::new(2, Duration::from_secs(5));
+    async fn a_burst_of_messages_is_judged_by_its_bytes_not_its_count() {
+        // Room for 40 small messages: a burst of 30 in one tick (more than any frame count the old
+        // bound allowed) is taken, and draining it makes room again.
+        let queue = Outbound::new(40 * message_cost(), Duration::from_secs(5));
         let now = Instant::now();
-        queue.push_message(frame(1), now);
-        queue.push_message(frame(2), now);
+        for i in 0..30 {
+            assert_eq!(
+                queue.push_message(frame(i), now),
+                Push::Queued,
+                "message {i}"
+            );
+        }
+        assert_eq!(queue.push_state(frame(99), now), Push::Queued);
+        assert_eq!(queue.queued(), 31);
+        assert_eq!(
+            queue.queued_bytes(),
+            30 * message_cost(),
+            "the state is not counted"
+        );
+        let mut body = OutboundBody::new(queue.clone());
+        assert_eq!(next_chunk(&mut body).await.len(), 31 * 5);
+        assert_eq!(queue.queued_bytes(), 0);
+        for i in 0..40 {
+            assert_eq!(
+                queue.push_message(frame(i), now),
+                Push::Queued,
+                "message {i}"
+            );
+        }
+        assert_eq!(queue.phase(), Phase::Open);
+    }
+
+    #[actix_rt::test]
+    async fn bytes_waiting_beyond_the_bound_close_with_4002() {
+        let queue = Outbound::new(3 * message_cost(), Duration::from_secs(5));
+        let now = Instant::now();
+        for i in 0..3 {
+            assert_eq!(queue.push_message(frame(i), now), Push::Queued);
+        }
         assert_eq!(queue.push_message(frame(3), now), Push::TooSlow);
         assert_eq!(queue.push_message(frame(4), now), Push::Closed);
+        assert_eq!(queue.queued_bytes(), 0, "what waited is dropped");
         let mut body = OutboundBody::new(queue.clone());
         // Only the close frame: 0x88, length 2, code 4002 big-endian.
         assert_eq!(&next_chunk(&mut body).await[..], &[0x88, 2, 0x0f, 0xa2][..]);
         assert!(matches!(queue.phase(), Phase::CloseSent(_)));
 
-        let queue = Outbound::new(8, Duration::from_millis(100));
+        // Empty frames count too (their slot), so pings or pongs cannot pile up without bound.
+        let queue = Outbound::new(4 * Frame::Ping.cost(), Duration::from_secs(5));
+        let mut pushes = 0;
+        while queue.push_ping(now) == Push::Queued {
+            pushes += 1;
+            assert!(pushes <= 4, "the bound holds for empty frames");
+        }
+        assert_eq!(pushes, 4);
+    }
+
+    #[actix_rt::test]
+    async fn one_large_message_fits_and_states_are_kept_apart() {
+        let queue = Outbound::new(100, Duration::from_secs(5));
+        let now = Instant::now();
+        // States larger than the bound come and go: only the newest waits, and it is not counted.
+        for i in 0..5 {
+            let state = Bytes::from(vec![i; 4000]);
+            assert_eq!(queue.push_state(state, now), Push::Queued);
+        }
+        assert_eq!((queue.queued(), queue.queued_bytes()), (1, 0));
+        // A lone message larger than the bound (a welcome with a big state, say) is taken...
+        assert_eq!(
+            queue.push_message(Bytes::from(vec![1; 4000]), now),
+            Push::Queued
+        );
+        // ...but nothing may pile up behind it.
+        assert_eq!(queue.push_message(frame(2), now), Push::TooSlow);
+    }
+
+    #[actix_rt::test]
+    async fn a_frame_waiting_too_long_closes_with_4002() {
+        let queue = Outbound::new(1 << 20, Duration::from_millis(100));
+        let now = Instant::now();
         queue.push_state(frame(1), now);
         assert_eq!(
             queue.push_state(frame(2), now + Duration::from_millis(50)),
@@ -293,6 +416,33 @@ mod tests {
             queue.push_state(frame(3), now + Duration::from_millis(150)),
             Push::TooSlow
         );
+
+        // A client that takes its frames restarts the clock.
+        let queue = Outbound::new(1 << 20, Duration::from_millis(100));
+        let mut body = OutboundBody::new(queue.clone());
+        for tick in 0..10u64 {
+            let at = now + Duration::from_millis(50 * tick);
+            assert_eq!(queue.push_state(frame(1), at), Push::Queued, "tick {tick}");
+            assert_eq!(
+                queue.push_message(frame(2), at),
+                Push::Queued,
+                "tick {tick}"
+            );
+            next_chunk(&mut body).await;
+        }
+    }
+
+    #[test]
+    fn the_cost_counts_the_frame_as_written() {
+        for len in [0, 3, 125, 126, 1000, 0xffff, 0x10000] {
+            let mut written = BytesMut::new();
+            Parser::write_message(&mut written, vec![0u8; len], OpCode::Binary, true, false);
+            assert_eq!(wire_len(len), written.len(), "payload of {len}");
+            assert_eq!(
+                Frame::Message(Bytes::from(vec![0u8; len])).cost(),
+                SLOT_BYTES + written.len()
+            );
+        }
     }
 
     #[actix_rt::test]
