@@ -28,7 +28,7 @@ use std::time::Duration;
 use time::{OffsetDateTime, UtcOffset};
 
 pub use migrations;
-pub use outbox::{ClaimedEvent, OutboxEvent, OutboxStats, OutboxStatus, StoredEvent};
+pub use outbox::{ClaimedEvent, OutboxEvent, OutboxStats, OutboxStatus, Outcome, StoredEvent};
 pub use sea_orm;
 pub use sea_orm::DatabaseBackend;
 

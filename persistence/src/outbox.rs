@@ -18,7 +18,7 @@
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use time::OffsetDateTime;
 
@@ -97,6 +97,20 @@ pub struct StoredEvent {
     pub last_error: Option<String>,
     pub claimed_until_ms: i64,
     pub delivered_at_ms: Option<i64>,
+}
+
+/// What became of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer, at this time (unix ms).
+    Delivered { at_ms: i64 },
+    /// Failed; attempt again at this time (unix ms).
+    Retry {
+        next_attempt_at_ms: i64,
+        error: String,
+    },
+    /// Failed past the retry window: given up.
+    Failed { error: String },
 }
 
 /// Figures for the outbox gauges.
@@ -182,6 +196,31 @@ impl Storage {
             .collect()
     }
 
+    /// Records the outcomes of a round of attempts made under `token`, in one transaction (one
+    /// commit per round rather than per event: on SQLite concurrent single-row commits would queue
+    /// for the one writer). An event whose claim `token` no longer holds is left alone. Returns
+    /// how many were recorded.
+    pub async fn record_outcomes(
+        &self,
+        token: &str,
+        outcomes: &[(String, Outcome)],
+    ) -> Result<usize, StorageError> {
+        if outcomes.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin().await?;
+        let mut recorded = 0;
+        for (id, outcome) in outcomes {
+            let stmt = settle_statement(id, token, outcome);
+            recorded += txn
+                .execute(self.backend().build(&stmt))
+                .await?
+                .rows_affected() as usize;
+        }
+        txn.commit().await?;
+        Ok(recorded)
+    }
+
     /// Records a delivery; `false` if `token` no longer holds the claim (nothing changed).
     pub async fn record_delivered(
         &self,
@@ -189,16 +228,8 @@ impl Storage {
         token: &str,
         now_ms: i64,
     ) -> Result<bool, StorageError> {
-        self.settle(
-            id,
-            token,
-            [
-                (C::Status, OutboxStatus::Delivered.as_str().into()),
-                (C::DeliveredAtMs, now_ms.into()),
-                (C::LastError, Option::<String>::None.into()),
-            ],
-        )
-        .await
+        self.record_one(id, token, Outcome::Delivered { at_ms: now_ms })
+            .await
     }
 
     /// Records a failed attempt to be retried at `next_attempt_at_ms`; `false` if `token` no
@@ -210,16 +241,11 @@ impl Storage {
         next_attempt_at_ms: i64,
         error: &str,
     ) -> Result<bool, StorageError> {
-        self.settle(
-            id,
-            token,
-            [
-                (C::NextAttemptAtMs, next_attempt_at_ms.into()),
-                (C::LastError, error.into()),
-                (C::Status, OutboxStatus::Pending.as_str().into()),
-            ],
-        )
-        .await
+        let outcome = Outcome::Retry {
+            next_attempt_at_ms,
+            error: error.to_owned(),
+        };
+        self.record_one(id, token, outcome).await
     }
 
     /// Gives up on an event (its retry window is over); `false` if `token` no longer holds the
@@ -230,32 +256,19 @@ impl Storage {
         token: &str,
         error: &str,
     ) -> Result<bool, StorageError> {
-        self.settle(
-            id,
-            token,
-            [
-                (C::Status, OutboxStatus::Failed.as_str().into()),
-                (C::LastError, error.into()),
-                (C::DeliveredAtMs, Option::<i64>::None.into()),
-            ],
-        )
-        .await
+        let outcome = Outcome::Failed {
+            error: error.to_owned(),
+        };
+        self.record_one(id, token, outcome).await
     }
 
-    /// Sets `values` and releases the claim, if `token` holds it.
-    async fn settle(
+    async fn record_one(
         &self,
         id: &str,
         token: &str,
-        values: [(C, sea_orm::sea_query::SimpleExpr); 3],
+        outcome: Outcome,
     ) -> Result<bool, StorageError> {
-        let mut stmt = Query::update();
-        stmt.table(webhook_outbox::Entity)
-            .values(values)
-            .value(C::ClaimedUntilMs, 0_i64)
-            .value(C::ClaimToken, Option::<String>::None)
-            .and_where(C::Id.eq(id))
-            .and_where(C::ClaimToken.eq(token));
+        let stmt = settle_statement(id, token, &outcome);
         let res = self.db.execute(self.backend().build(&stmt)).await?;
         Ok(res.rows_affected() == 1)
     }
@@ -314,6 +327,37 @@ impl Storage {
             .await?;
         Ok(res.rows_affected)
     }
+}
+
+/// Sets what `outcome` says and releases the claim, if `token` holds it.
+fn settle_statement(
+    id: &str,
+    token: &str,
+    outcome: &Outcome,
+) -> sea_orm::sea_query::UpdateStatement {
+    let mut stmt = Query::update();
+    stmt.table(webhook_outbox::Entity);
+    match outcome {
+        Outcome::Delivered { at_ms } => stmt
+            .value(C::Status, OutboxStatus::Delivered.as_str())
+            .value(C::DeliveredAtMs, *at_ms)
+            .value(C::LastError, Option::<String>::None),
+        Outcome::Retry {
+            next_attempt_at_ms,
+            error,
+        } => stmt
+            .value(C::Status, OutboxStatus::Pending.as_str())
+            .value(C::NextAttemptAtMs, *next_attempt_at_ms)
+            .value(C::LastError, error.as_str()),
+        Outcome::Failed { error } => stmt
+            .value(C::Status, OutboxStatus::Failed.as_str())
+            .value(C::LastError, error.as_str()),
+    };
+    stmt.value(C::ClaimedUntilMs, 0_i64)
+        .value(C::ClaimToken, Option::<String>::None)
+        .and_where(C::Id.eq(id))
+        .and_where(C::ClaimToken.eq(token))
+        .to_owned()
 }
 
 fn attempts(m: &webhook_outbox::Model) -> Result<u32, StorageError> {

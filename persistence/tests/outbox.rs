@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use persistence::outbox::unix_ms;
 use persistence::test_support::{FreshPostgres, unique_suffix};
 use persistence::{
-    Batch, OutboxEvent, OutboxStatus, PoolOptions, ResultRecord, RoomRecord, RoomStatus, Storage,
+    Batch, OutboxEvent, OutboxStatus, Outcome, PoolOptions, ResultRecord, RoomRecord, RoomStatus,
+    Storage,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -201,7 +202,12 @@ async fn a_claim_is_exclusive_until_its_lease_runs_out(s: &Storage) {
     let ids: HashSet<_> = b.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, HashSet::from(["e1", "e2"]));
     assert!(b.iter().all(|e| e.attempts == 2));
-    // Only the holder settles.
+    // Only the holder settles: a round recorded under the stale claim changes nothing.
+    let stale = [
+        ("e1".to_owned(), Outcome::Delivered { at_ms: now + 1001 }),
+        ("e2".to_owned(), Outcome::Failed { error: "x".into() }),
+    ];
+    assert_eq!(s.record_outcomes("a", &stale).await.unwrap(), 0);
     assert!(!s.record_delivered("e1", "a", now + 1001).await.unwrap());
     assert!(s.record_delivered("e1", "b", now + 1001).await.unwrap());
     assert!(!s.record_delivered("e1", "b", now + 1002).await.unwrap());
@@ -272,10 +278,16 @@ async fn concurrent_claimers_never_share_an_event(s: &Storage) {
                 if claimed.is_empty() {
                     break;
                 }
-                for e in claimed {
-                    assert!(s.record_delivered(&e.id, &token, now).await.unwrap());
-                    mine.push(e.id);
-                }
+                // One transaction per round, as the sender records them.
+                let outcomes: Vec<_> = claimed
+                    .iter()
+                    .map(|e| (e.id.clone(), Outcome::Delivered { at_ms: now }))
+                    .collect();
+                assert_eq!(
+                    s.record_outcomes(&token, &outcomes).await.unwrap(),
+                    claimed.len()
+                );
+                mine.extend(claimed.into_iter().map(|e| e.id));
             }
             mine
         }));

@@ -1,8 +1,8 @@
 //! The sender: one task per process, on an arbiter of its own, that drains the outbox.
 //!
 //! Each round it claims up to [`CLAIM_BATCH`] due events under a fresh claim token with a lease
-//! of twice the request timeout plus [`LEASE_MARGIN`], POSTs them concurrently and records each
-//! outcome under that token:
+//! of twice the request timeout plus [`LEASE_MARGIN`], POSTs them concurrently and records the
+//! outcomes under that token, in one transaction per round:
 //! - a 2xx answer: delivered;
 //! - anything else (another status, a timeout, a refused connection): retried after
 //!   `retry_base · 2^(attempts-1)`, at most [`MAX_BACKOFF`], half of it random (jitter, so that
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use persistence::outbox::unix_ms;
-use persistence::{ClaimedEvent, Storage};
+use persistence::{ClaimedEvent, Outcome, Storage};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
@@ -134,12 +134,18 @@ impl Sender {
                         db_failing = false;
                     }
                     if !events.is_empty() {
-                        let attempts = events.into_iter().map(|e| self.attempt(e, &token));
-                        let retries = futures_util::future::join_all(attempts).await;
-                        for retry_in in retries.into_iter().flatten() {
+                        debug!(claimed = events.len(), "webhook round");
+                        let attempts = events.into_iter().map(|e| self.attempt(e));
+                        let outcomes = futures_util::future::join_all(attempts).await;
+                        for retry_in in outcomes.iter().filter_map(|(_, _, retry_in)| *retry_in) {
                             let at = Instant::now() + retry_in;
                             next_due = Some(next_due.map_or(at, |d| d.min(at)));
                         }
+                        let outcomes: Vec<(String, Outcome)> = outcomes
+                            .into_iter()
+                            .map(|(id, outcome, _)| (id, outcome))
+                            .collect();
+                        self.record(&token, &outcomes).await;
                         // More may be due already: look again before sleeping.
                         continue;
                     }
@@ -169,8 +175,9 @@ impl Sender {
         debug!("webhook sender stopped");
     }
 
-    /// One delivery attempt of a claimed event; returns when it is due again, if it will be retried.
-    async fn attempt(&self, event: ClaimedEvent, token: &str) -> Option<Duration> {
+    /// One delivery attempt of a claimed event: its outcome to record, and when it is due again
+    /// if it will be retried.
+    async fn attempt(&self, event: ClaimedEvent) -> (String, Outcome, Option<Duration>) {
         let signed_at = OffsetDateTime::now_utc().unix_timestamp();
         let request = self
             .client
@@ -182,34 +189,27 @@ impl Sender {
                 signature::header(&self.settings.secret, signed_at, event.payload.as_bytes()),
             )
             .body(event.payload.clone());
-        let outcome = match request.send().await {
+        let result = match request.send().await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(format!("HTTP {}", response.status())),
             Err(error) => Err(error_chain(&error)),
         };
         let now = OffsetDateTime::now_utc();
         let age: Duration = (now - event.created_at).try_into().unwrap_or_default();
-        match outcome {
+        match result {
             Ok(()) => {
                 m::webhook_delivered(age);
                 debug!(event_id = %event.id, event_type = %event.event_type, attempts = event.attempts, "webhook delivered");
-                self.record(
-                    &event,
-                    self.storage
-                        .record_delivered(&event.id, token, unix_ms(now))
-                        .await,
-                );
-                None
+                let outcome = Outcome::Delivered {
+                    at_ms: unix_ms(now),
+                };
+                (event.id, outcome, None)
             }
             Err(error) if age >= self.settings.max_age => {
                 m::webhook_failed();
                 warn!(event_id = %event.id, event_type = %event.event_type, attempts = event.attempts, %error,
                     "webhook delivery failed for the whole retry window: the event is marked failed");
-                self.record(
-                    &event,
-                    self.storage.record_failed(&event.id, token, &error).await,
-                );
-                None
+                (event.id, Outcome::Failed { error }, None)
             }
             Err(error) => {
                 m::webhook_retried();
@@ -218,26 +218,28 @@ impl Sender {
                     backoff(self.settings.retry_base, event.attempts, rand::random()).min(left);
                 warn!(event_id = %event.id, event_type = %event.event_type, attempts = event.attempts,
                     retry_in_ms = delay.as_millis() as u64, %error, "webhook delivery failed; retrying");
-                let next = unix_ms(now + delay);
-                self.record(
-                    &event,
-                    self.storage
-                        .record_retry(&event.id, token, next, &error)
-                        .await,
-                );
-                Some(delay)
+                let outcome = Outcome::Retry {
+                    next_attempt_at_ms: unix_ms(now + delay),
+                    error,
+                };
+                (event.id, outcome, Some(delay))
             }
         }
     }
 
-    fn record(&self, event: &ClaimedEvent, recorded: Result<bool, persistence::StorageError>) {
-        match recorded {
-            Ok(true) => {}
-            Ok(false) => {
-                debug!(event_id = %event.id, "the claim ran out before the outcome was recorded")
+    /// Records a round's outcomes in one transaction. If that fails, the events are attempted
+    /// again once their claim's lease runs out (so a delivered one may be delivered twice).
+    async fn record(&mut self, token: &str, outcomes: &[(String, Outcome)]) {
+        match self.storage.record_outcomes(token, outcomes).await {
+            Ok(recorded) if recorded < outcomes.len() => debug!(
+                lost = outcomes.len() - recorded,
+                "some claims ran out before their outcome was recorded"
+            ),
+            Ok(_) => {}
+            Err(error) => {
+                warn!(%error, events = outcomes.len(),
+                    "could not record webhook outcomes; the events are attempted again after their lease");
             }
-            Err(error) => warn!(event_id = %event.id, %error,
-                "could not record a webhook outcome; the event is attempted again after its lease"),
         }
     }
 
