@@ -4,12 +4,16 @@
 //! Policy:
 //! - a room's newer snapshot replaces its older unflushed one (restore needs only the latest);
 //! - a room's newer status replaces its older one, a player's newer result replaces the older one;
-//! - past `max_rows`, the snapshots that have waited longest are shed first. Room status rows and
-//!   results are never shed: they are small, bounded by the number of rooms and players, and
-//!   losing one would lose a match's outcome or resurrect a closed room on restart. The buffer
-//!   can therefore exceed `max_rows` only by status and result rows.
+//! - past `max_rows`, the snapshots that have waited longest are shed first. Room status rows,
+//!   results and webhook events are never shed: they are small, bounded by the number of rooms and
+//!   players, and losing one would lose a match's outcome, resurrect a closed room on restart or
+//!   never tell a receiver. The buffer can therefore exceed `max_rows` only by those rows;
+//! - a webhook event is buffered with its room's status (and results), and [`WriteBuffer::take`]
+//!   takes a room's status, all its results and its events together, so an event is always
+//!   committed in the same transaction as the change it reports. (A batch may therefore exceed its
+//!   row budget by one room's results and events.)
 
-use crate::{Batch, ResultRecord, RoomRecord, SnapshotRecord};
+use crate::{Batch, OutboxEvent, ResultRecord, RoomRecord, SnapshotRecord};
 use std::collections::{BTreeMap, HashMap};
 
 /// Sequence numbers start in the middle so that a failed batch put back with
@@ -21,7 +25,12 @@ const SEQ_START: u64 = u64::MAX / 2;
 pub struct WriteBuffer {
     max_rows: usize,
     rooms: HashMap<String, RoomRecord>,
-    results: HashMap<(String, String), ResultRecord>,
+    /// Per room, per player.
+    results: HashMap<String, HashMap<String, ResultRecord>>,
+    result_rows: usize,
+    /// Per room. Invariant: every room here also has a buffered status in `rooms`.
+    events: HashMap<String, Vec<OutboxEvent>>,
+    event_rows: usize,
     /// Per room: its unflushed snapshot and the sequence number it was queued with.
     snapshots: HashMap<String, (u64, SnapshotRecord)>,
     /// Queue order of the snapshots, oldest first (the shedding order).
@@ -37,6 +46,9 @@ impl WriteBuffer {
             max_rows: max_rows.max(1),
             rooms: HashMap::new(),
             results: HashMap::new(),
+            result_rows: 0,
+            events: HashMap::new(),
+            event_rows: 0,
             snapshots: HashMap::new(),
             order: BTreeMap::new(),
             next_seq: SEQ_START,
@@ -46,7 +58,7 @@ impl WriteBuffer {
 
     /// Rows buffered, over all tables.
     pub fn len(&self) -> usize {
-        self.rooms.len() + self.results.len() + self.snapshots.len()
+        self.rooms.len() + self.result_rows + self.event_rows + self.snapshots.len()
     }
 
     /// Whether nothing is buffered.
@@ -59,12 +71,50 @@ impl WriteBuffer {
         self.rooms.insert(room.room_id.clone(), room);
     }
 
+    /// Queues a room's status together with webhook events reporting it (and the results they
+    /// carry, if any): all of them are written in one batch. Each event must name `room`'s id.
+    pub fn push_reported(
+        &mut self,
+        room: RoomRecord,
+        results: impl IntoIterator<Item = ResultRecord>,
+        events: impl IntoIterator<Item = OutboxEvent>,
+    ) {
+        let room_id = room.room_id.clone();
+        self.push_room(room);
+        self.push_results(results);
+        for event in events {
+            debug_assert_eq!(event.room_id, room_id);
+            self.add_event(room_id.clone(), event);
+        }
+    }
+
+    fn add_event(&mut self, room_id: String, event: OutboxEvent) {
+        let queued = self.events.entry(room_id).or_default();
+        if !queued.iter().any(|e| e.id == event.id) {
+            queued.push(event);
+            self.event_rows += 1;
+        }
+    }
+
     /// Queues results; each replaces an unflushed older result of the same player in the room.
     pub fn push_results(&mut self, results: impl IntoIterator<Item = ResultRecord>) {
         for r in results {
-            self.results
-                .insert((r.room_id.clone(), r.player_id.clone()), r);
+            let room = self.results.entry(r.room_id.clone()).or_default();
+            if room.insert(r.player_id.clone(), r).is_none() {
+                self.result_rows += 1;
+            }
         }
+    }
+
+    /// Takes every buffered result of `room_id` into `batch`; returns how many.
+    fn take_results_of(&mut self, room_id: &str, batch: &mut Batch) -> usize {
+        let Some(results) = self.results.remove(room_id) else {
+            return 0;
+        };
+        self.result_rows -= results.len();
+        let n = results.len();
+        batch.results.extend(results.into_values());
+        n
     }
 
     /// Queues a snapshot, replacing the room's unflushed one. Returns the number of snapshots
@@ -82,26 +132,35 @@ impl WriteBuffer {
         self.shed()
     }
 
-    /// Takes up to `max_rows` rows for one write: room statuses first, then results, then the
+    /// Takes up to `max_rows` rows for one write: room statuses first (each with its room's
+    /// results and events), then the results of other rooms (a room's results at once), then the
     /// snapshots that have waited longest.
     pub fn take(&mut self, max_rows: usize) -> Batch {
         let mut budget = max_rows.max(1);
         let mut batch = Batch::default();
-        let room_ids: Vec<String> = self.rooms.keys().take(budget).cloned().collect();
+        let room_ids: Vec<String> = self.rooms.keys().cloned().collect();
         for id in room_ids {
+            if budget == 0 {
+                break;
+            }
             if let Some(r) = self.rooms.remove(&id) {
                 batch.rooms.push(r);
+                budget -= 1;
+            }
+            budget = budget.saturating_sub(self.take_results_of(&id, &mut batch));
+            if let Some(events) = self.events.remove(&id) {
+                self.event_rows -= events.len();
+                budget = budget.saturating_sub(events.len());
+                batch.events.extend(events);
             }
         }
-        budget -= batch.rooms.len();
-        let result_keys: Vec<(String, String)> =
-            self.results.keys().take(budget).cloned().collect();
-        for key in result_keys {
-            if let Some(r) = self.results.remove(&key) {
-                batch.results.push(r);
+        let result_rooms: Vec<String> = self.results.keys().cloned().collect();
+        for id in result_rooms {
+            if budget == 0 {
+                break;
             }
+            budget = budget.saturating_sub(self.take_results_of(&id, &mut batch));
         }
-        budget -= batch.results.len();
         while budget > 0 {
             let Some((_, room_id)) = self.order.pop_first() else {
                 break;
@@ -116,15 +175,24 @@ impl WriteBuffer {
 
     /// Puts back a batch whose write failed, behind nothing: anything queued since for the same
     /// room or player is newer and wins; the returned snapshots are the oldest again, so they are
-    /// the first to be shed. Returns the number of snapshots shed to stay within the bound.
+    /// the first to be shed. Events go back with their room. Returns the number of snapshots shed
+    /// to stay within the bound.
     pub fn restore(&mut self, batch: Batch) -> usize {
         for r in batch.rooms {
             self.rooms.entry(r.room_id.clone()).or_insert(r);
         }
         for r in batch.results {
-            self.results
-                .entry((r.room_id.clone(), r.player_id.clone()))
-                .or_insert(r);
+            let room = self.results.entry(r.room_id.clone()).or_default();
+            if let std::collections::hash_map::Entry::Vacant(slot) = room.entry(r.player_id.clone())
+            {
+                slot.insert(r);
+                self.result_rows += 1;
+            }
+        }
+        // A batch only holds events together with their room's status, which is back in `rooms`
+        // now (or a newer status of the room is), so the invariant holds.
+        for e in batch.events {
+            self.add_event(e.room_id.clone(), e);
         }
         // Walk newest to oldest so that the oldest ends with the lowest sequence number.
         for s in batch.snapshots.into_iter().rev() {
@@ -309,5 +377,68 @@ mod tests {
             .map(|s| s.room_id)
             .collect();
         assert_eq!(rooms, vec!["c", "d"]);
+    }
+
+    fn event(room: &str, id: &str) -> OutboxEvent {
+        OutboxEvent {
+            id: id.into(),
+            event_type: "room.closed".into(),
+            payload: "{}".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            room_id: room.into(),
+        }
+    }
+
+    #[test]
+    fn events_are_taken_with_their_room_and_its_results_whatever_the_budget() {
+        let mut b = WriteBuffer::new(100);
+        b.push_snapshot(snap("s", 1));
+        b.push_results([result("r", "p0", 1)]);
+        b.push_reported(
+            room("r", RoomStatus::Closed),
+            [result("r", "p1", 1), result("r", "p2", 2)],
+            [event("r", "e1"), event("r", "e2")],
+        );
+        assert_eq!(b.len(), 1 + 3 + 2 + 1);
+        // A budget of one row still takes the room with all it reports.
+        let first = b.take(1);
+        assert_eq!(first.rooms.len(), 1);
+        assert_eq!(first.results.len(), 3);
+        let ids: Vec<_> = first.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, vec!["e1", "e2"]);
+        assert!(first.snapshots.is_empty());
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.take(10).snapshots.len(), 1);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_failed_batch_puts_its_events_back_once() {
+        let mut b = WriteBuffer::new(100);
+        b.push_reported(
+            room("r", RoomStatus::Closed),
+            [result("r", "p", 1)],
+            [event("r", "e1")],
+        );
+        let failed = b.take(100);
+        assert!(b.is_empty());
+        // The same event queued again (it never is, but ids make it harmless) is kept once.
+        b.push_reported(room("r", RoomStatus::Closed), [], [event("r", "e1")]);
+        assert_eq!(b.restore(failed), 0);
+        assert_eq!(b.len(), 3);
+        let batch = b.take(100);
+        assert_eq!(
+            (batch.rooms.len(), batch.results.len(), batch.events.len()),
+            (1, 1, 1)
+        );
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn events_are_never_shed() {
+        let mut b = WriteBuffer::new(1);
+        b.push_reported(room("r", RoomStatus::Closed), [], [event("r", "e")]);
+        assert_eq!(b.push_snapshot(snap("a", 1)), 1);
+        assert_eq!(b.take(10).events.len(), 1);
     }
 }

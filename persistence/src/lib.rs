@@ -12,6 +12,7 @@
 
 pub mod buffer;
 pub mod entity;
+pub mod outbox;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 use time::{OffsetDateTime, UtcOffset};
 
 pub use migrations;
+pub use outbox::{ClaimedEvent, OutboxEvent, OutboxStats, OutboxStatus, Outcome, StoredEvent};
 pub use sea_orm;
 pub use sea_orm::DatabaseBackend;
 
@@ -194,18 +196,20 @@ impl ResultRecord {
     }
 }
 
-/// What one flush writes: rooms (upserted), snapshots (appended) and results (upserted).
+/// What one flush writes: rooms (upserted), snapshots (appended), results (upserted) and
+/// webhook events (inserted once; see [`outbox`]), all in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub rooms: Vec<RoomRecord>,
     pub snapshots: Vec<SnapshotRecord>,
     pub results: Vec<ResultRecord>,
+    pub events: Vec<OutboxEvent>,
 }
 
 impl Batch {
     /// Rows in the batch, over all tables.
     pub fn len(&self) -> usize {
-        self.rooms.len() + self.snapshots.len() + self.results.len()
+        self.rooms.len() + self.snapshots.len() + self.results.len() + self.events.len()
     }
 
     /// Whether there is nothing to write.
@@ -303,6 +307,8 @@ impl Storage {
     /// [`ROWS_PER_INSERT`] rows). Rooms are upserted on `id` (status and `closed_at` are updated)
     /// and results on `(room_id, player_id)`, so writing the same batch twice is harmless; if a
     /// batch holds the same room or result twice, the last one wins. Empty parts are skipped.
+    /// Webhook events are inserted in the same transaction, so an event is stored exactly when the
+    /// change it reports is; an event already stored is left alone.
     ///
     /// Every record is validated before the transaction starts: on
     /// [`StorageError::OutOfRange`] nothing was written.
@@ -359,6 +365,7 @@ impl Storage {
                 .exec_without_returning(&txn)
                 .await?;
         }
+        outbox::insert_events(&txn, &batch.events).await?;
         txn.commit().await?;
         Ok(())
     }

@@ -53,6 +53,17 @@ pub struct Config {
     pub snapshots_kept: u32,
     /// Serve the browser playground at `/playground` (turn it off in production).
     pub playground: bool,
+    /// Where match results and room closings are POSTed (`http://` or `https://`); none turns
+    /// webhooks off (no events are recorded).
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the `Skirmish-Signature` header; required (16+ characters) with a URL.
+    pub webhook_secret: Option<String>,
+    /// First retry delay after a failed delivery; doubled per attempt (with jitter) up to an hour.
+    pub webhook_retry_base_ms: u64,
+    /// An event still undelivered this long after it was recorded is marked failed (24 h).
+    pub webhook_max_age_ms: u64,
+    /// Timeout of one delivery request, connecting included.
+    pub webhook_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +104,11 @@ impl Default for Config {
             persistence_max_buffered: 20_000,
             snapshots_kept: 10,
             playground: true,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_retry_base_ms: 1000,
+            webhook_max_age_ms: 24 * 3600 * 1000,
+            webhook_timeout_ms: 10_000,
         }
     }
 }
@@ -161,6 +177,7 @@ impl Config {
         {
             return Err(invalid("public_url", "must start with ws:// or wss://"));
         }
+        self.validate_webhooks()?;
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| invalid("log", e.to_string()))?;
         let positive: [(&'static str, u64); 9] = [
@@ -201,6 +218,44 @@ impl Config {
                 "persistence_max_buffered",
                 "must be at least persistence_batch_size, which must be at least 1",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.webhook_url else {
+            return Ok(());
+        };
+        match reqwest::Url::parse(url) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {}
+            _ => {
+                return Err(invalid(
+                    "webhook_url",
+                    "must be an absolute http:// or https:// URL",
+                ));
+            }
+        }
+        match &self.webhook_secret {
+            None => {
+                return Err(invalid(
+                    "webhook_secret",
+                    "is required when webhook_url is set",
+                ));
+            }
+            Some(secret) if secret.len() < 16 => {
+                return Err(invalid("webhook_secret", "must be at least 16 characters"));
+            }
+            Some(_) => {}
+        }
+        let positive: [(&'static str, u64); 3] = [
+            ("webhook_retry_base_ms", self.webhook_retry_base_ms),
+            ("webhook_max_age_ms", self.webhook_max_age_ms),
+            ("webhook_timeout_ms", self.webhook_timeout_ms),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
         }
         Ok(())
     }
@@ -282,6 +337,38 @@ mod tests {
                     ..Config::default()
                 },
                 "ticket_ttl_ms",
+            ),
+            (
+                Config {
+                    webhook_url: Some("ftp://example.com/hooks".into()),
+                    webhook_secret: Some("0123456789abcdef".into()),
+                    ..Config::default()
+                },
+                "webhook_url",
+            ),
+            (
+                Config {
+                    webhook_url: Some("http://127.0.0.1:9/hooks".into()),
+                    ..Config::default()
+                },
+                "webhook_secret",
+            ),
+            (
+                Config {
+                    webhook_url: Some("http://127.0.0.1:9/hooks".into()),
+                    webhook_secret: Some("too-short".into()),
+                    ..Config::default()
+                },
+                "webhook_secret",
+            ),
+            (
+                Config {
+                    webhook_url: Some("https://hooks.example.com/skirmish".into()),
+                    webhook_secret: Some("0123456789abcdef".into()),
+                    webhook_retry_base_ms: 0,
+                    ..Config::default()
+                },
+                "webhook_retry_base_ms",
             ),
         ];
         for (config, key) in cases {

@@ -7,6 +7,7 @@
 //! - [`room`]: the room actor (one per room, drift-free tick), its messages, the registry and game modes.
 //! - [`session`]: the session actor (one per connection) and its bounded outbound queue.
 //! - [`persistence_actor`], [`persistence_link`]: batched writes of snapshots, rooms and results.
+//! - [`webhooks`]: signed `match.finished` / `room.closed` events, sent at least once from the outbox.
 //! - [`metrics`]: the Prometheus metric names and recorders.
 //! - [`error_chain`]: log an error with its whole cause chain.
 
@@ -22,3 +23,4 @@ pub mod room;
 pub mod session;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;

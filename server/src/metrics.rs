@@ -229,7 +229,44 @@ pub const FAMILIES: &[Family] = &[
         Kind::Counter,
         "Old snapshots deleted by pruning.",
     ),
+    family(
+        "skirmish_webhook_events_enqueued_total",
+        Kind::Counter,
+        "Webhook events committed to the outbox with the change they report.",
+    ),
+    family(
+        "skirmish_webhook_delivered_total",
+        Kind::Counter,
+        "Webhook events delivered (the receiver answered 2xx).",
+    ),
+    family(
+        "skirmish_webhook_retried_total",
+        Kind::Counter,
+        "Webhook delivery attempts that failed and were scheduled again.",
+    ),
+    family(
+        "skirmish_webhook_failed_total",
+        Kind::Counter,
+        "Webhook events given up on after their retry window (webhook_max_age_ms).",
+    ),
+    family(
+        WEBHOOK_DELIVERY_SECONDS,
+        Kind::Histogram,
+        "Time from a webhook event being recorded to its delivery, retries included.",
+    ),
+    family(
+        "skirmish_webhook_pending_events",
+        Kind::Gauge,
+        "Webhook events in the outbox not yet delivered nor failed (whole database).",
+    ),
+    family(
+        "skirmish_webhook_oldest_pending_seconds",
+        Kind::Gauge,
+        "Age of the oldest undelivered webhook event (whole database); 0 when none.",
+    ),
 ];
+
+const WEBHOOK_DELIVERY_SECONDS: &str = "skirmish_webhook_delivery_seconds";
 
 /// Describes every family and registers its zero series.
 fn register_families() {
@@ -283,8 +320,20 @@ pub fn install() -> PrometheusHandle {
             let seconds = [
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ];
+            // From a sub-second delivery to the end of the 24 h retry window.
+            let delivery = [
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 1800.0, 7200.0,
+                21600.0, 86400.0,
+            ];
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                // A full name wins over a suffix.
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(WEBHOOK_DELIVERY_SECONDS.into()),
+                        &delivery,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -386,6 +435,33 @@ pub fn http_request(route: &str, method: &str, status: u16, duration: Duration) 
     ];
     counter!("skirmish_http_requests_total", &labels).increment(1);
     histogram!("skirmish_http_request_duration_seconds", &labels).record(duration.as_secs_f64());
+}
+
+/// Webhook events committed to the outbox (with the change they report).
+pub fn webhook_enqueued(n: usize) {
+    counter!("skirmish_webhook_events_enqueued_total").increment(n as u64);
+}
+
+/// A webhook event was delivered `latency` after it was recorded (retries included).
+pub fn webhook_delivered(latency: Duration) {
+    counter!("skirmish_webhook_delivered_total").increment(1);
+    histogram!(WEBHOOK_DELIVERY_SECONDS).record(latency.as_secs_f64());
+}
+
+/// A delivery attempt failed and the event was scheduled again.
+pub fn webhook_retried() {
+    counter!("skirmish_webhook_retried_total").increment(1);
+}
+
+/// A webhook event was given up on after its retry window.
+pub fn webhook_failed() {
+    counter!("skirmish_webhook_failed_total").increment(1);
+}
+
+/// Outbox figures (of the whole database, so every node of a cluster reports the same).
+pub fn webhook_outbox(pending: u64, oldest_pending_age: Duration) {
+    gauge!("skirmish_webhook_pending_events").set(pending as f64);
+    gauge!("skirmish_webhook_oldest_pending_seconds").set(oldest_pending_age.as_secs_f64());
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@
 //! waited longest are shed (counted in `skirmish_persistence_shed_total` and logged); room statuses
 //! and results are never shed. [`Flush`] answers once everything received before it is committed.
 //!
+//! Webhook events come in [`SaveReported`], with the room status (and results) they report; the
+//! buffer keeps them together so that they commit in one transaction (the transactional outbox).
+//! After a commit that wrote events, the webhook sender is woken ([`PersistenceActor::wake_on_events`]).
+//!
 //! Metrics: gauge `skirmish_persistence_queue_depth` (rows buffered), histogram
 //! `skirmish_persistence_flush_seconds` (successful writes), counters
 //! `skirmish_persistence_shed_total`, `skirmish_persistence_rows_written_total`,
@@ -28,8 +32,10 @@ use std::time::{Duration, Instant};
 use actix::fut::wrap_future;
 use actix::prelude::*;
 use persistence::buffer::WriteBuffer;
-use persistence::{Batch, ResultRecord, RoomRecord, SnapshotRecord, Storage, StorageError};
-use tokio::sync::oneshot;
+use persistence::{
+    Batch, OutboxEvent, ResultRecord, RoomRecord, SnapshotRecord, Storage, StorageError,
+};
+use tokio::sync::{Notify, oneshot};
 use tracing::Instrument;
 
 /// First retry delay after a failed write; doubled per consecutive failure up to
@@ -103,6 +109,16 @@ pub struct SaveRoom(pub RoomRecord);
 #[rtype(result = "()")]
 pub struct SaveResults(pub Vec<ResultRecord>);
 
+/// A room's status with the webhook events that report it (and the results a `match.finished`
+/// event carries): stored in one transaction; never shed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SaveReported {
+    pub room: RoomRecord,
+    pub results: Vec<ResultRecord>,
+    pub events: Vec<OutboxEvent>,
+}
+
 /// Answers once everything received before it is committed (or with why not).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), FlushError>")]
@@ -132,6 +148,8 @@ pub struct PersistenceActor {
     touched: HashSet<String>,
     shed_unlogged: u64,
     last_shed_log: Option<Instant>,
+    /// Woken after a commit that stored webhook events.
+    on_events: Option<std::sync::Arc<Notify>>,
 }
 
 impl PersistenceActor {
@@ -152,7 +170,15 @@ impl PersistenceActor {
             touched: HashSet::new(),
             shed_unlogged: 0,
             last_shed_log: None,
+            on_events: None,
         }
+    }
+
+    /// Wakes `notify` after every commit that stored webhook events, so the sender delivers them
+    /// at once instead of at its next poll.
+    pub fn wake_on_events(mut self, notify: std::sync::Arc<Notify>) -> Self {
+        self.on_events = Some(notify);
+        self
     }
 
     /// Bookkeeping after a message changed the buffer: counts it, accounts for shedding, and
@@ -252,6 +278,12 @@ impl PersistenceActor {
     ) {
         metrics::histogram!("skirmish_persistence_flush_seconds").record(took.as_secs_f64());
         metrics::counter!("skirmish_persistence_rows_written_total").increment(batch.len() as u64);
+        if !batch.events.is_empty() {
+            crate::metrics::webhook_enqueued(batch.events.len());
+            if let Some(notify) = &self.on_events {
+                notify.notify_one();
+            }
+        }
         if self.consecutive_failures > 0 {
             tracing::info!(
                 failures = self.consecutive_failures,
@@ -438,6 +470,23 @@ impl Handler<SaveResults> for PersistenceActor {
             }
         }
         self.buffer.push_results(valid);
+        self.received_one(0, ctx);
+    }
+}
+
+impl Handler<SaveReported> for PersistenceActor {
+    type Result = ();
+
+    fn handle(&mut self, reported: SaveReported, ctx: &mut Self::Context) {
+        let mut valid = Vec::with_capacity(reported.results.len());
+        for r in reported.results {
+            match r.check() {
+                Ok(()) => valid.push(r),
+                Err(e) => self.reject("a match result", &e),
+            }
+        }
+        self.buffer
+            .push_reported(reported.room, valid, reported.events);
         self.received_one(0, ctx);
     }
 }

@@ -11,14 +11,18 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::domain::RoomSettings;
 use crate::persistence_actor::{
-    Flush, FlushError, PersistenceActor, PersistenceConfig, SaveResults, SaveRoom, SaveSnapshot,
+    Flush, FlushError, PersistenceActor, PersistenceConfig, SaveReported, SaveRoom, SaveSnapshot,
 };
 use crate::room::RoomStore;
+use crate::room::messages::CloseReason;
 use crate::room::registry::{RoomShared, RoomStatus};
+use crate::webhooks::events::{self, PlayerResult};
 
 #[derive(Clone)]
 pub struct PersistenceLink {
     addr: Addr<PersistenceActor>,
+    /// Webhook events are recorded only when a receiver is configured.
+    record_events: bool,
 }
 
 impl std::fmt::Debug for PersistenceLink {
@@ -27,8 +31,14 @@ impl std::fmt::Debug for PersistenceLink {
     }
 }
 
-/// Starts the persistence actor on an arbiter of its own, away from the rooms.
-pub fn start(storage: persistence::Storage, config: &Config) -> Arc<PersistenceLink> {
+/// Starts the persistence actor on an arbiter of its own, away from the rooms. With `webhooks`
+/// (the sender's waker), closing rooms record webhook events and the sender is woken after each
+/// commit that stored some.
+pub fn start(
+    storage: persistence::Storage,
+    config: &Config,
+    webhooks: Option<Arc<tokio::sync::Notify>>,
+) -> Arc<PersistenceLink> {
     let settings = PersistenceConfig {
         flush_interval: std::time::Duration::from_millis(config.persistence_flush_interval_ms),
         batch_size: config.persistence_batch_size,
@@ -37,12 +47,20 @@ pub fn start(storage: persistence::Storage, config: &Config) -> Arc<PersistenceL
         ..PersistenceConfig::default()
     };
     let arbiter = Arbiter::new();
+    let record_events = webhooks.is_some();
     let addr = PersistenceActor::start_in_arbiter(&arbiter.handle(), move |_| {
-        PersistenceActor::new(storage, settings)
+        let actor = PersistenceActor::new(storage, settings);
+        match webhooks {
+            Some(waker) => actor.wake_on_events(waker),
+            None => actor,
+        }
     });
     // The arbiter lives as long as the process: the actor must drain at shutdown.
     std::mem::forget(arbiter);
-    Arc::new(PersistenceLink { addr })
+    Arc::new(PersistenceLink {
+        addr,
+        record_events,
+    })
 }
 
 fn room_record(room: &RoomShared, settings: &RoomSettings) -> RoomRecord {
@@ -74,20 +92,51 @@ impl RoomStore for PersistenceLink {
         }));
     }
 
-    fn results(&self, room: &RoomShared, results: &[RankedResult]) {
-        let finished_at = OffsetDateTime::now_utc();
-        self.addr.do_send(SaveResults(
-            results
-                .iter()
-                .map(|r| ResultRecord {
-                    room_id: room.id.to_string(),
-                    player_id: r.player_id.to_string(),
-                    score: r.score,
-                    rank: r.rank,
+    fn room_closed(
+        &self,
+        room: &RoomShared,
+        reason: CloseReason,
+        results: Option<&[RankedResult]>,
+    ) {
+        let record = room_record(room, &room.settings);
+        let finished_at = record.closed_at.unwrap_or_else(OffsetDateTime::now_utc);
+        let room_id = record.room_id.clone();
+        let results: Vec<ResultRecord> = results
+            .unwrap_or_default()
+            .iter()
+            .map(|r| ResultRecord {
+                room_id: room_id.clone(),
+                player_id: r.player_id.to_string(),
+                score: r.score,
+                rank: r.rank,
+                finished_at,
+            })
+            .collect();
+        let mut reported = Vec::new();
+        if self.record_events {
+            if reason == CloseReason::Finished {
+                let players: Vec<PlayerResult> = results
+                    .iter()
+                    .map(|r| PlayerResult {
+                        player_id: r.player_id.clone(),
+                        score: r.score,
+                        rank: r.rank,
+                    })
+                    .collect();
+                reported.push(events::match_finished(
+                    &room_id,
+                    &record.mode,
+                    &players,
                     finished_at,
-                })
-                .collect(),
-        ));
+                ));
+            }
+            reported.push(events::room_closed(&room_id, reason, finished_at));
+        }
+        self.addr.do_send(SaveReported {
+            room: record,
+            results,
+            events: reported,
+        });
     }
 }
 
@@ -101,10 +150,25 @@ impl PersistenceLink {
             .unwrap_or(Err(FlushError::Stopped))
     }
 
-    /// Marks a room that could not be restored as closed.
+    /// Marks a room that could not be restored as closed (reported as `expired`: it can never
+    /// resume).
     pub fn close_unrestorable(&self, mut record: RoomRecord) {
+        let closed_at = OffsetDateTime::now_utc();
         record.status = StoredStatus::Closed;
-        record.closed_at = Some(OffsetDateTime::now_utc());
-        self.addr.do_send(SaveRoom(record));
+        record.closed_at = Some(closed_at);
+        let events = if self.record_events {
+            vec![events::room_closed(
+                &record.room_id,
+                CloseReason::Expired,
+                closed_at,
+            )]
+        } else {
+            Vec::new()
+        };
+        self.addr.do_send(SaveReported {
+            room: record,
+            results: Vec::new(),
+            events,
+        });
     }
 }

@@ -1,7 +1,7 @@
 //! Builds the application the same way for the binary and for the tests.
 //!
 //! Order: configuration (already validated) → metrics → database (connect, migrate, secret) →
-//! room arbiters → restore the rooms that were open → bind → serve. [`Application::shutdown`] is the
+//! webhook sender (if configured) → room arbiters → restore the rooms that were open → bind → serve. [`Application::shutdown`] is the
 //! graceful stop: stop accepting, close every room (1001 to clients, final snapshots), flush
 //! persistence, then let the connections finish their close handshakes.
 
@@ -23,10 +23,15 @@ use crate::room::registry::RoomRegistry;
 use crate::room::{Modes, RoomEnv, RoomTimings};
 use crate::session::SessionSettings;
 
+/// How long shutdown waits for webhook attempts under way to be recorded.
+const WEBHOOK_STOP_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("database: {0}")]
     Storage(#[from] persistence::StorageError),
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] crate::webhooks::StartError),
     #[error("binding {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -85,7 +90,15 @@ impl Application {
         let registry = Arc::new(RoomRegistry::default());
         // Dedicated room arbiters only when asked for; by default rooms share the HTTP workers.
         let arbiters: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
-        let store = crate::persistence_link::start(storage.clone(), &config);
+        let webhooks = match crate::webhooks::WebhookSettings::from_config(&config) {
+            Some(settings) => Some(crate::webhooks::Webhooks::start(storage.clone(), settings)?),
+            None => None,
+        };
+        let store = crate::persistence_link::start(
+            storage.clone(),
+            &config,
+            webhooks.as_ref().map(|w| w.waker()),
+        );
         let env = Arc::new(RoomEnv::new(
             registry.clone(),
             signer.clone(),
@@ -125,6 +138,7 @@ impl Application {
             metrics,
             matchmaking: Mutex::new(()),
             store,
+            webhooks,
         });
 
         let app_state = state.clone();
@@ -215,7 +229,8 @@ impl ShutdownHandle {
     }
 
     /// 1 stop accepting; 2 close every room (clients get 1001, final snapshots go to persistence);
-    /// 3 flush persistence and wait for the commit; 4 let connections finish their close handshake.
+    /// 3 flush persistence and wait for the commit; 4 stop the webhook sender (undelivered events
+    /// wait in the outbox); 5 let connections finish their close handshake.
     pub async fn shutdown(&self) {
         // The rooms' close spans are children of this span. It ends before the server stops, so
         // that it is among the spans exported when the process exits.
@@ -240,6 +255,10 @@ impl ShutdownHandle {
         futures_util::future::join_all(closing).await;
         if let Err(error) = self.state.store.flush().await {
             error!(error = %crate::error_chain::ErrorChain(&error), "final flush failed: the latest state may be lost");
+        }
+        // Undelivered events stay in the outbox and go out after the next start.
+        if let Some(webhooks) = &self.state.webhooks {
+            webhooks.stop(WEBHOOK_STOP_WAIT).await;
         }
         // Give the close frames a moment to go out before connections are torn down.
         actix_rt::time::sleep(Duration::from_millis(200)).await;

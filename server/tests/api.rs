@@ -177,6 +177,96 @@ async fn create_get_list_and_delete_a_room() {
     });
 }
 
+/// Results: 409 while the match runs, 200 with the ranked results (the same as `match_over`) once
+/// it ended, also after the room was pruned from memory; a deleted room has none (409).
+#[actix_rt::test]
+async fn results_are_409_until_the_match_ends_then_200() {
+    let app = spawn_app_with(|c| c.closed_room_retention_ms = 1).await;
+    let room = app
+        .create_room(json!({ "mode": "arena", "duration_s": 1 }))
+        .await;
+    let body = error_body(
+        app.get(&format!("/v1/rooms/{room}/results")).await,
+        409,
+        "not_finished",
+    )
+    .await;
+    insta::assert_json_snapshot!("error_not_finished", body, {
+        ".error.message" => insta::dynamic_redaction(move |value, _| {
+            assert!(value.as_str().unwrap().contains(room.as_str()), "{value:?} names the room");
+            "[message naming the room]"
+        }),
+    });
+
+    let room = app
+        .create_room(json!({ "mode": "arena", "duration_s": 1 }))
+        .await;
+    let mut alice = app.join(&room, "alice").await;
+    let mut bob = app.join(&room, "bob").await;
+    let over = alice
+        .until(Duration::from_secs(10), |m| match m {
+            protocol::ServerMessage::Event(protocol::Event::MatchOver { results }) => {
+                Some(results.clone())
+            }
+            _ => None,
+        })
+        .await;
+    bob.expect_close(Duration::from_secs(10)).await;
+    // Results are written by the persistence actor: wait for its commit.
+    app.shutdown.flush_persistence().await.unwrap();
+    // Closed rooms are pruned from memory within a second here; the database still answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.get(&format!("/v1/rooms/{room}")).await.status() != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed room is never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let results = json_of(app.get(&format!("/v1/rooms/{room}/results")).await, 200).await;
+    assert_eq!(results["room_id"], room.as_str());
+    assert_rfc3339_utc(&results["finished_at"]);
+    let mut expected: Vec<(String, u64, u64)> = over
+        .iter()
+        .map(|r| (r.0.clone(), u64::from(r.1), u64::from(r.2)))
+        .collect();
+    expected.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+    let got: Vec<(String, u64, u64)> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["player_id"].as_str().unwrap().to_string(),
+                r["score"].as_u64().unwrap(),
+                r["rank"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got, expected,
+        "the results are match_over's, best rank first"
+    );
+    insta::assert_json_snapshot!("results", results, {
+        ".room_id" => "[id]", ".finished_at" => "[time]",
+        ".results[].score" => "[score]", ".results[].rank" => "[rank]",
+        ".results[].player_id" => "[player]",
+    });
+
+    let deleted = app.create_room(json!({ "mode": "arena" })).await;
+    assert_eq!(
+        app.delete(&format!("/v1/rooms/{deleted}")).await.status(),
+        204
+    );
+    app.shutdown.flush_persistence().await.unwrap();
+    error_body(
+        app.get(&format!("/v1/rooms/{deleted}/results")).await,
+        409,
+        "not_finished",
+    )
+    .await;
+}
+
 #[actix_rt::test]
 async fn unknown_rooms_are_404_on_every_room_route() {
     let app = spawn_app().await;
@@ -194,6 +284,12 @@ async fn unknown_rooms_are_404_on_every_room_route() {
             json!({ "player_id": "alice" }),
         )
         .await,
+        404,
+        "room_not_found",
+    )
+    .await;
+    error_body(
+        app.get("/v1/rooms/nosuchroom/results").await,
         404,
         "room_not_found",
     )
@@ -852,6 +948,7 @@ async fn every_v1_route_but_ws_needs_the_api_key() {
             format!("/v1/rooms/{room}/seats"),
             Some(json!({ "player_id": "alice" })),
         ),
+        ("GET", format!("/v1/rooms/{room}/results"), None),
         (
             "POST",
             "/v1/matchmake".to_string(),
@@ -1266,6 +1363,11 @@ async fn the_openapi_document_covers_every_route() {
             "/v1/rooms/{id}/seats",
             &["201", "400", "401", "404", "409", "422"],
         ),
+        (
+            "get",
+            "/v1/rooms/{id}/results",
+            &["200", "401", "404", "409", "503"],
+        ),
         ("post", "/v1/matchmake", &["201", "400", "401", "422"]),
         ("get", "/v1/ws", &["101", "400", "401"]),
         ("get", "/v1/locate", &["200", "401", "404", "422"]),
@@ -1288,6 +1390,8 @@ async fn the_openapi_document_covers_every_route() {
         "CreateRoomRequest",
         "SeatRequest",
         "MatchmakeRequest",
+        "ResultsBody",
+        "PlayerResult",
         "ErrorBody",
         "ErrorDetail",
     ] {

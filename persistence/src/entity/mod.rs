@@ -6,3 +6,4 @@ pub mod match_results;
 pub mod room_snapshots;
 pub mod rooms;
 pub mod settings;
+pub mod webhook_outbox;

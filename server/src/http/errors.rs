@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The route exists but does not serve this method; `allow` lists the ones it serves.
     #[error("{method} is not allowed here; allowed: {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
+    /// The room exists but has no results: its match is running, or it closed without one.
+    #[error("room {0} has no results: its match has not finished")]
+    NotFinished(String),
     #[error("{0}")]
     Seat(#[from] SeatError),
     /// Well-formed JSON whose values are out of bounds or of the wrong type.
@@ -53,6 +56,7 @@ impl ApiError {
             Self::RoomNotFound(_) => "room_not_found",
             Self::RouteNotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::NotFinished(_) => "not_finished",
             Self::Seat(SeatError::Full) => "room_full",
             Self::Seat(SeatError::Closed) => "room_closed",
             Self::Invalid(_) => "invalid_request",
@@ -83,7 +87,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized | Self::Ticket(_) => StatusCode::UNAUTHORIZED,
             Self::RoomNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Seat(_) => StatusCode::CONFLICT,
+            Self::Seat(_) | Self::NotFinished(_) => StatusCode::CONFLICT,
             Self::Invalid(_) | Self::UnknownMode(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,6 +8,7 @@ mod matchmake;
 pub mod openapi;
 mod playground;
 pub mod request_id;
+mod results;
 mod rooms;
 mod ws;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     /// instead of each opening its own; seat reservation itself is atomic per room.
     pub matchmaking: Mutex<()>,
     pub store: Arc<crate::persistence_link::PersistenceLink>,
+    /// The webhook sender, when a webhook URL is configured.
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -60,6 +63,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/rooms/{id}"),
     ("delete", "/v1/rooms/{id}"),
     ("post", "/v1/rooms/{id}/seats"),
+    ("get", "/v1/rooms/{id}/results"),
     ("post", "/v1/matchmake"),
     ("get", "/v1/ws"),
     ("get", "/v1/locate"),
@@ -91,6 +95,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(
                 resource("/rooms/{id}/seats", "POST").route(web::post().to(rooms::reserve_seat)),
+            )
+            .service(
+                resource("/rooms/{id}/results", "GET").route(web::get().to(results::get_results)),
             )
             .service(resource("/matchmake", "POST").route(web::post().to(matchmake::matchmake)))
             .service(resource("/ws", "GET").route(web::get().to(ws::connect)))

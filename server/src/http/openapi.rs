@@ -10,9 +10,11 @@ use super::errors::{ErrorBody, ErrorDetail};
 use super::health::{self, Health};
 use super::locate::{self, LocateBody};
 use super::matchmake::{self, MatchmakeBody, MatchmakeRequest};
+use super::results::{self, ResultsBody};
 use super::rooms::{self, CreateRoomRequest, RoomBody, RoomList, SeatBody, SeatRequest};
 use super::ws;
 use crate::room::Modes;
+use crate::webhooks::events::PlayerResult;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,15 +23,18 @@ use crate::room::Modes;
         description = "Matchmaking API v1 of the Skirmish real-time game server. Every /v1 route but /v1/ws \
             needs `Authorization: Bearer API_KEY`. Errors are `{\"error\":{\"code\",\"message\"}}`. \
             Rate limits: the HTTP API has none of its own (it is for trusted matchmakers); the WebSocket \
-            session limits are described on /v1/ws."
+            session limits are described on /v1/ws. Match results: `GET /v1/rooms/{id}/results`; with a \
+            webhook URL configured the server also POSTs signed `match.finished` and `room.closed` events \
+            (`Skirmish-Signature: t=UNIX_SECONDS,v1=HMAC-SHA256(secret, t + \".\" + body)`), at least once."
     ),
     paths(
         rooms::create_room, rooms::list_rooms, rooms::get_room, rooms::delete_room, rooms::reserve_seat,
+        results::get_results,
         matchmake::matchmake, ws::connect, locate::locate, serve, health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(
         CreateRoomRequest, RoomBody, RoomList, SeatRequest, SeatBody, MatchmakeRequest, MatchmakeBody,
-        LocateBody, ErrorBody, ErrorDetail, Health,
+        LocateBody, ResultsBody, PlayerResult, ErrorBody, ErrorDetail, Health,
     )),
     modifiers(&BearerAuth),
 )]

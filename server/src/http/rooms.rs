@@ -7,7 +7,6 @@ use actix_web::{HttpResponse, web};
 use game_core::PlayerId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
@@ -149,11 +148,7 @@ pub struct ListQuery {
     pub has_space: Option<bool>,
 }
 
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    let at = at.replace_nanosecond(0).unwrap_or(at);
-    at.format(&Rfc3339)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
-}
+pub use crate::clock::rfc3339;
 
 fn find(state: &AppState, raw_id: &str) -> Result<Arc<RoomEntry>, ApiError> {
     RoomId::parse(raw_id)

@@ -68,6 +68,28 @@ impl CloseKind {
     }
 }
 
+/// Why a room ended for good, as webhook `room.closed` events report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Closed over HTTP (`DELETE /v1/rooms/{id}`).
+    Deleted,
+    /// Empty past `empty_room_timeout`, or not restorable after a restart.
+    Expired,
+    /// The match ended; its results were recorded.
+    Finished,
+}
+
+impl CloseReason {
+    /// The wire name (`reason` of a `room.closed` event).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted",
+            Self::Expired => "expired",
+            Self::Finished => "finished",
+        }
+    }
+}
+
 /// Close the room; answered once its final state has been handed to persistence.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

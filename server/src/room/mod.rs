@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use tracing::{Span, debug, info, info_span, warn};
 
 use self::input::InputCell;
-use self::messages::{Chat, CloseKind, CloseRoom, Connection, Disconnect, Join, Kick};
+use self::messages::{Chat, CloseKind, CloseReason, CloseRoom, Connection, Disconnect, Join, Kick};
 pub use self::modes::{GameMode, Modes, ServerGame};
 use self::registry::{RoomRegistry, RoomShared};
 use crate::domain::RoomSettings;
@@ -48,9 +48,12 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 
 /// Where rooms send what must outlive them. Implemented by the persistence actor's address.
 pub trait RoomStore: Send + Sync {
+    /// The room was created (or its stored record must be refreshed).
     fn room_changed(&self, room: &RoomShared, settings: &RoomSettings);
     fn snapshot(&self, room: &RoomShared, tick: u64, state: Vec<u8>);
-    fn results(&self, room: &RoomShared, results: &[RankedResult]);
+    /// The room ended for good (it is already marked closed), with the match's results if it
+    /// finished. Its status, results and the webhook events reporting them are stored together.
+    fn room_closed(&self, room: &RoomShared, reason: CloseReason, results: Option<&[RankedResult]>);
 }
 
 /// Timings a room needs from the configuration.
@@ -255,7 +258,7 @@ impl<G: ServerGame> RoomActor<G> {
         if let Some(results) = results {
             let _close = self.close_span(&Span::none(), "finished").entered();
             info!(room_id = %self.shared.id, players = results.len(), "match over");
-            self.finish(ctx, protocol::close::ROOM_CLOSED, Some(&results));
+            self.finish(ctx, CloseReason::Finished, Some(&results));
             return;
         }
         if !self.closed {
@@ -320,7 +323,7 @@ impl<G: ServerGame> RoomActor<G> {
             if now.saturating_duration_since(since) >= self.env.timings.empty_room_timeout {
                 let _close = self.close_span(&Span::none(), "expired").entered();
                 info!(room_id = %self.shared.id, "empty room expired");
-                self.finish(ctx, protocol::close::ROOM_CLOSED, None);
+                self.finish(ctx, CloseReason::Expired, None);
             }
         } else {
             self.empty_since = None;
@@ -343,8 +346,14 @@ impl<G: ServerGame> RoomActor<G> {
         info_span!(parent: cause, "room.close", room_id = %self.shared.id, mode = G::MODE, reason)
     }
 
-    /// Ends the room for good: final snapshot, results, status closed, sessions closed with `code`.
-    fn finish(&mut self, ctx: &mut Context<Self>, code: u16, results: Option<&[RankedResult]>) {
+    /// Ends the room for good: final snapshot, then status closed with the results (and the
+    /// webhook events reporting both, `reason` included), sessions closed with 4001.
+    fn finish(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reason: CloseReason,
+        results: Option<&[RankedResult]>,
+    ) {
         if self.closed {
             return;
         }
@@ -352,12 +361,9 @@ impl<G: ServerGame> RoomActor<G> {
         self.shared.mark_closed(OffsetDateTime::now_utc());
         self.save_snapshot();
         if let Some(store) = &self.env.store {
-            if let Some(results) = results {
-                store.results(&self.shared, results);
-            }
-            store.room_changed(&self.shared, &self.shared.settings);
+            store.room_closed(&self.shared, reason, results);
         }
-        self.kick_all(code);
+        self.kick_all(protocol::close::ROOM_CLOSED);
         ctx.stop();
     }
 
@@ -495,7 +501,7 @@ impl<G: ServerGame> Handler<CloseRoom> for RoomActor<G> {
         let _close = span.enter();
         debug!(room_id = %self.shared.id, reason = kind.as_str(), "closing");
         match kind {
-            CloseKind::Deleted => self.finish(ctx, protocol::close::ROOM_CLOSED, None),
+            CloseKind::Deleted => self.finish(ctx, CloseReason::Deleted, None),
             CloseKind::Shutdown => {
                 // Stays open in storage: it is restored at the next start.
                 self.closed = true;
