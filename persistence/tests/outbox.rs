@@ -65,6 +65,8 @@ impl TestDb {
 fn pool() -> PoolOptions {
     PoolOptions {
         max_connections: 8,
+        // Parallel tests create and drop databases; on a loaded machine a connect can take seconds.
+        acquire_timeout: std::time::Duration::from_secs(30),
         ..PoolOptions::default()
     }
 }
