@@ -144,11 +144,17 @@ impl Application {
         let app_state = state.clone();
         let room_env = state.env.clone();
         let send_buffer = config.socket_send_buffer;
+        let in_flight = web::Data::new(http::limit::InFlight::new(
+            config.http_max_concurrent_requests,
+        ));
         let server = HttpServer::new(move || {
             // Runs once on each worker, on its own arbiter.
             room_env.register_worker(Arbiter::current());
             App::new()
                 .app_data(app_state.clone())
+                .app_data(in_flight.clone())
+                // Inside the request metrics, so refused requests are counted as 503s there too.
+                .wrap(middleware::from_fn(http::limit::limit_concurrency))
                 .wrap(middleware::from_fn(http::track_requests))
                 // Outermost: the request span and id cover everything else, metrics included.
                 .wrap(middleware::from_fn(http::request_id::trace_requests))

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod errors;
 mod health;
+pub mod limit;
 mod locate;
 mod matchmake;
 pub mod openapi;
