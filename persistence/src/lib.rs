@@ -268,7 +268,8 @@ impl Storage {
         } else {
             // A startup parameter, so every pooled connection has it, reconnects included.
             let ms = pool.statement_timeout.as_millis().max(1).to_string();
-            options.map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
+            options
+                .map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
         }
         let db = Database::connect(options)
             .await

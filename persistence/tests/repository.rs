@@ -629,7 +629,8 @@ async fn sqlite_a_write_blocked_by_a_lock_fails_after_the_timeout() {
     let waited = started.elapsed();
     assert!(err.to_string().contains("locked"), "{err}");
     assert!(
-        waited >= std::time::Duration::from_millis(250) && waited < std::time::Duration::from_secs(3),
+        waited >= std::time::Duration::from_millis(250)
+            && waited < std::time::Duration::from_secs(3),
         "waited {waited:?} for the lock"
     );
     holder.rollback().await.unwrap();

@@ -82,7 +82,10 @@ mod tests {
         assert!(a.is_some() && b.is_some());
         assert!(limiter.try_acquire().is_none());
         drop(a);
-        assert!(limiter.try_acquire().is_some(), "a dropped permit frees its slot");
+        assert!(
+            limiter.try_acquire().is_some(),
+            "a dropped permit frees its slot"
+        );
         drop(b);
         assert_eq!(limiter.current.load(Ordering::Acquire), 0);
     }
