@@ -62,16 +62,16 @@ fuzz_target!(|data: &[u8]| {
         nonce: nonce_bytes,
     };
     let token = signer.sign(&claims);
-    assert!(token.len() <= 512, "the longest ids still fit the verifier's bound");
+    assert!(
+        token.len() <= 512,
+        "the longest ids still fit the verifier's bound"
+    );
     assert_eq!(signer.verify(&token, kind, expires_at_ms - 1), Ok(claims));
     assert_eq!(
         signer.verify(&token, kind, expires_at_ms),
         Err(TicketError::Expired)
     );
-    assert_eq!(
-        signer.verify(&token, other, 0),
-        Err(TicketError::WrongKind)
-    );
+    assert_eq!(signer.verify(&token, other, 0), Err(TicketError::WrongKind));
     assert_eq!(
         Signer::new(b"another secret, not the server's").verify(&token, kind, 0),
         Err(TicketError::Forged)
@@ -79,7 +79,11 @@ fuzz_target!(|data: &[u8]| {
     // One character changed anywhere (the position and replacement come from the input).
     let position = usize::from(kind_byte) % token.len();
     let mut changed = token.into_bytes();
-    changed[position] = if changed[position] == b'A' { b'B' } else { b'A' };
+    changed[position] = if changed[position] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
     let changed = String::from_utf8(changed).unwrap_or_default();
     assert!(signer.verify(&changed, kind, 0).is_err());
 });
