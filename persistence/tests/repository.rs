@@ -1,10 +1,10 @@
 //! The repository and the migrations against real databases: every test body runs on SQLite (a
 //! temporary file) and on PostgreSQL.
 //!
-//! PostgreSQL: set `TEST_DATABASE_URL` (CI: `postgres://postgres@127.0.0.1:5432/test`). Each test
-//! creates its own database next to it (`skirmish_test_<random>`) and drops it at the end, so runs
-//! cannot interfere; an unreachable server fails the test. Without the variable the PostgreSQL
-//! tests print that they were skipped and pass.
+//! PostgreSQL: `TEST_DATABASE_URL` (CI: `postgres://postgres@127.0.0.1:5432/test`), or without it a
+//! throwaway local cluster (see `persistence::test_support`). Each test creates its own database
+//! there (`skirmish_test_<random>`) and drops it at the end, so runs cannot interfere; an unreachable
+//! server fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failure is a panic with a message
 

@@ -6,8 +6,8 @@
 //! Also overload: past `http_max_concurrent_requests` API requests in flight, the next is refused
 //! at once with 503 `overloaded` and `Retry-After: 1` (SQLite; runs everywhere).
 //!
-//! PostgreSQL only: needs `TEST_DATABASE_URL` (a fresh database per run, dropped at the end; an
-//! unreachable server fails the test). Without it the test prints that it was skipped.
+//! PostgreSQL only: a fresh database per run, dropped at the end, in `TEST_DATABASE_URL` or in a
+//! throwaway local cluster (see `persistence::test_support`); an unreachable server fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
