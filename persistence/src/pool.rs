@@ -18,6 +18,9 @@ pub struct PoolOptions {
     pub min_connections: u32,
     /// How long to wait for a free (or new) connection before failing; also the connect timeout.
     pub acquire_timeout: Duration,
+    /// Longest a statement may run: PostgreSQL's `statement_timeout`, set on every connection; on
+    /// SQLite the busy timeout (how long a statement waits for the database lock).
+    pub statement_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -26,6 +29,7 @@ impl Default for PoolOptions {
             max_connections: 10,
             min_connections: 1,
             acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -58,13 +62,19 @@ impl Storage {
                 .max_lifetime(FOREVER);
         } else if is_sqlite {
             create_sqlite_dir(url)?;
-            options.map_sqlx_sqlite_opts(|o| {
+            let busy_timeout = pool.statement_timeout;
+            options.map_sqlx_sqlite_opts(move |o| {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
                 o.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(5))
+                    .busy_timeout(busy_timeout)
             });
+        } else {
+            // A startup parameter, so every pooled connection has it, reconnects included.
+            let ms = pool.statement_timeout.as_millis().max(1).to_string();
+            options
+                .map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
         }
         let db = Database::connect(options)
             .await

@@ -1,15 +1,24 @@
 //! For tests of this crate and of the server: a fresh PostgreSQL database per test.
 //!
-//! `TEST_DATABASE_URL` names an admin connection (CI: `postgres://postgres@127.0.0.1:5432/test`).
-//! [`FreshPostgres::create`] makes a database of its own next to it, so runs cannot interfere, and
-//! drops it when the value is dropped (also while a failed test unwinds). Without the variable it
-//! prints a loud SKIPPED line and returns `None`; with it set and PostgreSQL unreachable, it panics,
-//! so CI fails instead of skipping.
+//! Where PostgreSQL comes from, in order:
+//! 1. `TEST_DATABASE_URL`, an admin connection (CI: `postgres://postgres@127.0.0.1:5432/test`);
+//!    unreachable means the test fails, never that it skips.
+//! 2. Otherwise, when PostgreSQL's server binaries are installed (`initdb` and `pg_ctl` on `PATH` or
+//!    under `/usr/lib/postgresql/*/bin`), a throwaway cluster started once per test process in a
+//!    temporary directory and removed when the process ends (see `local_cluster`).
+//! 3. Otherwise the test fails with a message saying how to provide PostgreSQL, unless
+//!    `SKIRMISH_ALLOW_PG_SKIP=1` (then it prints a SKIPPED line and passes: an explicit choice).
+//!    A silent skip reported as "ok" is what this replaces.
+//!
+//! [`FreshPostgres::create`] makes a database of its own in that server, so tests cannot interfere,
+//! and drops it when the value is dropped (also while a failed test unwinds).
 #![allow(clippy::expect_used)] // test support: a failure is a panic with a message
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+
+mod local_cluster;
 
 #[derive(Debug)]
 pub struct FreshPostgres {
@@ -34,6 +43,10 @@ pub fn unique_suffix() -> String {
     )
 }
 
+fn skip_allowed() -> bool {
+    std::env::var("SKIRMISH_ALLOW_PG_SKIP").is_ok_and(|v| v == "1")
+}
+
 /// `postgres://u@h:5432/test?x=y` with the database replaced by `name`.
 pub fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url
@@ -50,12 +63,24 @@ pub fn with_database(url: &str, name: &str) -> String {
 impl FreshPostgres {
     /// `what` names the skipped tests in the SKIPPED line.
     pub async fn create(what: &str) -> Option<Self> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!(
-                "\n*** PostgreSQL {what} tests SKIPPED: TEST_DATABASE_URL not set \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test) ***\n"
-            );
-            return None;
+        let admin_url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) => url,
+            Err(_) => match local_cluster::shared() {
+                Ok(cluster) => cluster.admin_url.clone(),
+                Err(why) if skip_allowed() => {
+                    eprintln!(
+                        "\n*** PostgreSQL {what} tests SKIPPED (SKIRMISH_ALLOW_PG_SKIP=1): {why} ***\n"
+                    );
+                    return None;
+                }
+                Err(why) => panic!(
+                    "PostgreSQL {what} tests cannot run: TEST_DATABASE_URL is not set and no \
+                     throwaway cluster could be started ({why}). Install PostgreSQL's server \
+                     binaries (initdb, pg_ctl), or set TEST_DATABASE_URL to an admin connection \
+                     (e.g. postgres://postgres@127.0.0.1:5432/test), or set \
+                     SKIRMISH_ALLOW_PG_SKIP=1 to skip them knowingly."
+                ),
+            },
         };
         let name = format!("skirmish_test_{}", unique_suffix());
         let mut options = ConnectOptions::new(admin_url.clone());
@@ -64,7 +89,7 @@ impl FreshPostgres {
             .sqlx_logging(false);
         let admin = Database::connect(options)
             .await
-            .expect("TEST_DATABASE_URL is set but PostgreSQL is unreachable");
+            .expect("PostgreSQL (TEST_DATABASE_URL or the throwaway cluster) is unreachable");
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await

@@ -1,10 +1,10 @@
 //! The repository and the migrations against real databases: every test body runs on SQLite (a
 //! temporary file) and on PostgreSQL.
 //!
-//! PostgreSQL: set `TEST_DATABASE_URL` (CI: `postgres://postgres@127.0.0.1:5432/test`). Each test
-//! creates its own database next to it (`skirmish_test_<random>`) and drops it at the end, so runs
-//! cannot interfere; an unreachable server fails the test. Without the variable the PostgreSQL
-//! tests print that they were skipped and pass.
+//! PostgreSQL: `TEST_DATABASE_URL` (CI: `postgres://postgres@127.0.0.1:5432/test`), or without it a
+//! throwaway local cluster (see `persistence::test_support`). Each test creates its own database
+//! there (`skirmish_test_<random>`) and drops it at the end, so runs cannot interfere; an unreachable
+//! server fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failure is a panic with a message
 
@@ -566,4 +566,73 @@ async fn an_unreachable_database_fails_fast_with_a_redacted_url() {
         msg.contains("u:***@127.0.0.1:1/db") && !msg.contains("hunter2"),
         "{msg}"
     );
+}
+
+/// PostgreSQL: every pooled connection carries `statement_timeout`, and a statement that runs past
+/// it fails instead of holding a connection (and the persistence actor) indefinitely.
+#[tokio::test]
+async fn postgres_statements_past_the_timeout_fail() {
+    let Some(fresh) = FreshPostgres::create("statement timeout").await else {
+        return;
+    };
+    let pool = PoolOptions {
+        statement_timeout: std::time::Duration::from_millis(300),
+        ..PoolOptions::default()
+    };
+    let s = Storage::connect(&fresh.url, &pool).await.unwrap();
+    let query = |sql: &str| {
+        s.connection()
+            .query_one(sea_orm::Statement::from_string(s.backend(), sql.to_owned()))
+    };
+    let shown: Option<String> = query("SHOW statement_timeout")
+        .await
+        .unwrap()
+        .and_then(|row| row.try_get_by_index(0).ok());
+    assert_eq!(shown.as_deref(), Some("300ms"));
+    let started = std::time::Instant::now();
+    let err = query("SELECT pg_sleep(5)").await.unwrap_err();
+    assert!(
+        err.to_string().contains("statement timeout"),
+        "canceled by the timeout: {err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // The connection is still usable afterwards.
+    s.ping().await.unwrap();
+    s.close().await.unwrap();
+}
+
+/// SQLite: the timeout is the busy timeout, so a write blocked by another connection's write
+/// transaction fails after it rather than waiting for the lock indefinitely.
+#[tokio::test]
+async fn sqlite_a_write_blocked_by_a_lock_fails_after_the_timeout() {
+    use sea_orm::TransactionTrait;
+    let db = TestDb::sqlite().await;
+    let pool = PoolOptions {
+        statement_timeout: std::time::Duration::from_millis(300),
+        ..PoolOptions::default()
+    };
+    let impatient = Storage::connect(&db.url, &pool).await.unwrap();
+    // Another connection takes the write lock and keeps it.
+    let holder = db.storage.connection().begin().await.unwrap();
+    holder
+        .execute_unprepared("INSERT INTO settings (key, value) VALUES ('lock-holder', x'00')")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = impatient
+        .write_batch(&Batch {
+            snapshots: vec![snap("locked", 1)],
+            ..Batch::default()
+        })
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(err.to_string().contains("locked"), "{err}");
+    assert!(
+        waited >= std::time::Duration::from_millis(250)
+            && waited < std::time::Duration::from_secs(3),
+        "waited {waited:?} for the lock"
+    );
+    holder.rollback().await.unwrap();
+    impatient.close().await.unwrap();
 }

@@ -20,6 +20,12 @@ pub struct Config {
     pub database_max_connections: u32,
     pub database_min_connections: u32,
     pub database_acquire_timeout_ms: u64,
+    /// Longest a single SQL statement may run (PostgreSQL `statement_timeout`; on SQLite the busy
+    /// timeout, how long a statement waits for a lock) before it fails and the write is retried.
+    pub database_statement_timeout_ms: u64,
+    /// Requests in flight on the HTTP API (`/v1`, the WebSocket upgrade excepted) beyond which
+    /// new ones are answered 503 `overloaded` with `Retry-After: 1`.
+    pub http_max_concurrent_requests: usize,
     /// Base of the WebSocket URLs in tickets (`ws://host:port`); derived from `listen` when absent.
     pub public_url: Option<String>,
     pub log: String,
@@ -82,6 +88,8 @@ impl Default for Config {
             database_max_connections: 10,
             database_min_connections: 1,
             database_acquire_timeout_ms: 3000,
+            database_statement_timeout_ms: 5000,
+            http_max_concurrent_requests: 256,
             public_url: None,
             log: "info".into(),
             log_format: LogFormat::Pretty,
@@ -180,7 +188,7 @@ impl Config {
         self.validate_webhooks()?;
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| invalid("log", e.to_string()))?;
-        let positive: [(&'static str, u64); 9] = [
+        let positive: [(&'static str, u64); 11] = [
             ("ticket_ttl_ms", self.ticket_ttl_ms),
             ("resume_grace_ms", self.resume_grace_ms),
             ("slow_client_timeout_ms", self.slow_client_timeout_ms),
@@ -196,6 +204,14 @@ impl Config {
             ),
             ("snapshot_every_ticks", u64::from(self.snapshot_every_ticks)),
             ("snapshots_kept", u64::from(self.snapshots_kept)),
+            (
+                "database_statement_timeout_ms",
+                self.database_statement_timeout_ms,
+            ),
+            (
+                "http_max_concurrent_requests",
+                self.http_max_concurrent_requests as u64,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -369,6 +385,20 @@ mod tests {
                     ..Config::default()
                 },
                 "webhook_retry_base_ms",
+            ),
+            (
+                Config {
+                    database_statement_timeout_ms: 0,
+                    ..Config::default()
+                },
+                "database_statement_timeout_ms",
+            ),
+            (
+                Config {
+                    http_max_concurrent_requests: 0,
+                    ..Config::default()
+                },
+                "http_max_concurrent_requests",
             ),
         ];
         for (config, key) in cases {

@@ -10,7 +10,7 @@
 //! the database works, instead of piling up in actix's unbounded `do_send` queue).
 //!
 //! On a database error the batch goes back into the buffer (newer data received meanwhile wins)
-//! and the write is retried with exponential backoff. Past `max_buffered` rows the snapshots that
+//! and the write is retried with exponential backoff and equal jitter. Past `max_buffered` rows the snapshots that
 //! waited longest are shed (counted in `skirmish_persistence_shed_total` and logged); room statuses
 //! and results are never shed. [`Flush`] answers once everything received before it is committed.
 //!
@@ -41,6 +41,14 @@ use tracing::Instrument;
 /// First retry delay after a failed write; doubled per consecutive failure up to
 /// [`PersistenceConfig::retry_backoff_max`].
 const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(100);
+
+/// "Equal jitter": half of `ceiling` plus a random share (`fraction` in `[0, 1)`) of the other half.
+/// Servers that lost the same database do not retry in lockstep, and no wait is shorter than half
+/// the exponential step, so the backoff still backs off.
+fn equal_jitter(ceiling: Duration, fraction: f64) -> Duration {
+    let half = ceiling / 2;
+    half + half.mul_f64(fraction.clamp(0.0, 1.0))
+}
 
 /// How often at most a burst of shedding is logged (it is counted every time).
 const SHED_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -123,6 +131,20 @@ pub struct SaveReported {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), FlushError>")]
 pub struct Flush;
+
+/// Asks how the actor is doing: what is buffered and whether the database keeps failing.
+#[derive(Debug, Message)]
+#[rtype(result = "PersistenceStatus")]
+pub struct Status;
+
+/// The answer to [`Status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersistenceStatus {
+    /// Rows waiting to be written (the in-flight batch excluded).
+    pub buffered: usize,
+    /// Failed write attempts since the last successful one.
+    pub consecutive_failures: u32,
+}
 
 type Waiter = oneshot::Sender<Result<(), FlushError>>;
 
@@ -339,11 +361,12 @@ impl PersistenceActor {
             self.note_shed(shed);
         }
         self.consecutive_failures += 1;
-        let backoff = self
+        let ceiling = self
             .backoff
             .map_or(RETRY_BACKOFF_MIN, |b| b.saturating_mul(2))
             .min(self.config.retry_backoff_max.max(RETRY_BACKOFF_MIN));
-        self.backoff = Some(backoff);
+        self.backoff = Some(ceiling);
+        let backoff = equal_jitter(ceiling, rand::random());
         self.retry_at = Some(Instant::now() + backoff);
         tracing::warn!(
             error = %error,
@@ -491,6 +514,17 @@ impl Handler<SaveReported> for PersistenceActor {
     }
 }
 
+impl Handler<Status> for PersistenceActor {
+    type Result = MessageResult<Status>;
+
+    fn handle(&mut self, _: Status, _: &mut Self::Context) -> Self::Result {
+        MessageResult(PersistenceStatus {
+            buffered: self.buffer.len(),
+            consecutive_failures: self.consecutive_failures,
+        })
+    }
+}
+
 impl Handler<Flush> for PersistenceActor {
     type Result = ResponseFuture<Result<(), FlushError>>;
 
@@ -506,5 +540,32 @@ impl Handler<Flush> for PersistenceActor {
         self.retry_at = None;
         self.start_write(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(FlushError::Stopped)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_jitter_stays_between_half_and_all_of_the_step() {
+        let step = Duration::from_millis(800);
+        assert_eq!(equal_jitter(step, 0.0), Duration::from_millis(400));
+        assert_eq!(equal_jitter(step, 0.5), Duration::from_millis(600));
+        assert!(equal_jitter(step, 0.999_999) <= step);
+        // Out-of-range fractions cannot leave the bounds.
+        assert_eq!(equal_jitter(step, -1.0), Duration::from_millis(400));
+        assert_eq!(equal_jitter(step, 7.0), step);
+    }
+
+    #[test]
+    fn random_jitter_spreads_the_retries() {
+        let step = Duration::from_millis(1000);
+        let delays: HashSet<Duration> = (0..200)
+            .map(|_| equal_jitter(step, rand::random()))
+            .inspect(|d| assert!(*d >= step / 2 && *d <= step, "{d:?}"))
+            .collect();
+        // 200 draws from a continuous range: lockstep (one value) would be a bug.
+        assert!(delays.len() > 100, "only {} distinct delays", delays.len());
     }
 }

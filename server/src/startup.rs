@@ -144,11 +144,17 @@ impl Application {
         let app_state = state.clone();
         let room_env = state.env.clone();
         let send_buffer = config.socket_send_buffer;
+        let in_flight = web::Data::new(http::limit::InFlight::new(
+            config.http_max_concurrent_requests,
+        ));
         let server = HttpServer::new(move || {
             // Runs once on each worker, on its own arbiter.
             room_env.register_worker(Arbiter::current());
             App::new()
                 .app_data(app_state.clone())
+                .app_data(in_flight.clone())
+                // Inside the request metrics, so refused requests are counted as 503s there too.
+                .wrap(middleware::from_fn(http::limit::limit_concurrency))
                 .wrap(middleware::from_fn(http::track_requests))
                 // Outermost: the request span and id cover everything else, metrics included.
                 .wrap(middleware::from_fn(http::request_id::trace_requests))
@@ -230,7 +236,8 @@ impl ShutdownHandle {
 
     /// 1 stop accepting; 2 close every room (clients get 1001, final snapshots go to persistence);
     /// 3 flush persistence and wait for the commit; 4 stop the webhook sender (undelivered events
-    /// wait in the outbox); 5 let connections finish their close handshake.
+    /// wait in the outbox), then close the database pool; 5 let connections finish their close
+    /// handshake.
     pub async fn shutdown(&self) {
         // The rooms' close spans are children of this span. It ends before the server stops, so
         // that it is among the spans exported when the process exits.
@@ -260,6 +267,11 @@ impl ShutdownHandle {
         if let Some(webhooks) = &self.state.webhooks {
             webhooks.stop(WEBHOOK_STOP_WAIT).await;
         }
+        // Nothing writes after the final flush: return the connections (PostgreSQL backends,
+        // SQLite's WAL checkpoint) instead of leaving them to die with the process.
+        if let Err(error) = self.state.storage.clone().close().await {
+            warn!(%error, "closing the database pool failed");
+        }
         // Give the close frames a moment to go out before connections are torn down.
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
@@ -270,6 +282,7 @@ async fn connect_storage(config: &Config) -> Result<persistence::Storage, Startu
         max_connections: config.database_max_connections,
         min_connections: config.database_min_connections,
         acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+        statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
     };
     let storage = persistence::Storage::connect(&config.database_url, &pool).await?;
     storage.migrate().await?;

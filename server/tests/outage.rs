@@ -3,8 +3,11 @@
 //! panic, and once the proxy is back the persistence actor must catch up: the latest snapshot is
 //! recent and the room statuses and match results produced during the outage are stored.
 //!
-//! PostgreSQL only: needs `TEST_DATABASE_URL` (a fresh database per run, dropped at the end; an
-//! unreachable server fails the test). Without it the test prints that it was skipped.
+//! Also overload: past `http_max_concurrent_requests` API requests in flight, the next is refused
+//! at once with 503 `overloaded` and `Retry-After: 1` (SQLite; runs everywhere).
+//!
+//! PostgreSQL only: a fresh database per run, dropped at the end, in `TEST_DATABASE_URL` or in a
+//! throwaway local cluster (see `persistence::test_support`); an unreachable server fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -299,4 +302,57 @@ async fn a_database_outage_stalls_no_room_and_persistence_catches_up() {
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "something panicked");
     app.shutdown.shutdown().await;
     storage.close().await.ok();
+}
+
+/// Limit 1: a request held in flight (its JSON body only half sent, so the handler waits for the
+/// rest) makes the next API request a 503 with `Retry-After: 1`; health and metrics still answer,
+/// and once the held request completes the API serves again.
+#[actix_rt::test]
+async fn past_the_concurrency_limit_the_api_answers_503_with_retry_after() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|c| c.http_max_concurrent_requests = 1).await;
+    let body = br#"{"mode":"arena"}"#;
+    let mut held = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let head = format!(
+        "POST /v1/rooms HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        common::API_KEY,
+        body.len()
+    );
+    held.write_all(head.as_bytes()).await.unwrap();
+    held.write_all(&body[..5]).await.unwrap();
+
+    // The held request reaches the server asynchronously: poll until the API refuses (bounded).
+    let deadline = Instant::now() + WAIT;
+    let refused = loop {
+        let response = app.get("/v1/rooms").await;
+        if response.status() == 503 {
+            break response;
+        }
+        assert_eq!(response.status(), 200);
+        assert!(Instant::now() < deadline, "the limit never applied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let error: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "overloaded", "{error}");
+    assert_eq!(app.post("/v1/matchmake", json!({})).await.status(), 503);
+    // Operations routes are not limited, nor is the WebSocket upgrade.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    assert!(app.metrics().await.contains("status=\"503\""));
+    assert_ne!(app.get("/v1/ws").await.status(), 503);
+
+    // The held request completes; its permit is released before its response is written.
+    held.write_all(&body[5..]).await.unwrap();
+    let mut answer = [0u8; 12];
+    held.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 201");
+    assert_eq!(app.get("/v1/rooms").await.status(), 200);
 }

@@ -12,6 +12,7 @@ use persistence::sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter
 use persistence::{PoolOptions, ResultRecord, RoomRecord, RoomStatus, SnapshotRecord, Storage};
 use server::persistence_actor::{
     Flush, FlushError, PersistenceActor, PersistenceConfig, SaveResults, SaveRoom, SaveSnapshot,
+    Status,
 };
 use time::OffsetDateTime;
 
@@ -104,6 +105,23 @@ async fn snapshot_rows(s: &Storage, room: Option<&str>) -> u64 {
 
 async fn flush(addr: &Addr<PersistenceActor>) -> Result<(), FlushError> {
     addr.send(Flush).await.expect("actor alive")
+}
+
+/// Waits (5 s at most) until the actor reports at least `n` failed attempts in a row.
+async fn failed_attempts(addr: &Addr<PersistenceActor>, n: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = addr.send(Status).await.expect("actor alive");
+        if status.consecutive_failures >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} failed attempts after 5 s, waiting for {n}",
+            status.consecutive_failures
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[actix_rt::test]
@@ -201,7 +219,7 @@ async fn a_failing_database_is_retried_and_nothing_acknowledged_is_lost() {
     addr.do_send(SaveSnapshot(snap("r", 1)));
     addr.do_send(SaveResults(vec![result("r", "p", 1)]));
     let pending = addr.send(Flush);
-    actix_rt::time::sleep(Duration::from_millis(300)).await; // a few failed attempts
+    failed_attempts(&addr, 3).await;
     // Newer data arrives while the database is down: it wins over the failed batch.
     addr.do_send(SaveSnapshot(snap("r", 2)));
     storage.migrate().await.unwrap(); // the database "comes back"
@@ -258,7 +276,8 @@ async fn a_full_buffer_sheds_the_oldest_snapshots_never_rooms_or_results() {
     // Bad input is dropped on arrival instead of poisoning a batch.
     addr.do_send(SaveSnapshot(snap("bad", u64::MAX)));
     let pending = addr.send(Flush);
-    actix_rt::time::sleep(Duration::from_millis(150)).await;
+    // The flush's write fails and its batch goes back into the full buffer.
+    failed_attempts(&addr, 1).await;
     storage.migrate().await.unwrap();
     pending.await.unwrap().unwrap();
     assert_eq!(storage.open_rooms().await.unwrap().len(), 1);

@@ -318,9 +318,9 @@ async fn a_dropped_player_resumes_with_slot_and_score_and_a_second_connection_re
         .until(WAIT, |m| client_row(m, "carol").filter(|r| r.3 >= 1))
         .await;
     let token = first.resume_token.clone();
-    // Drop without a close handshake.
-    drop(first);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Drop without a close handshake, and wait until the server has noticed (its session ended and
+    // queued the drop to the room before the resume below, which the room handles after it).
+    first.drop_abruptly(WAIT).await;
     let listed: serde_json::Value = app
         .get(&format!("/v1/rooms/{room}"))
         .await

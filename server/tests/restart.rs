@@ -2,9 +2,9 @@
 //! it again on the same database, and check that the room is back with its tick, positions and
 //! scores, and that the old resume token still gets the player back into their slot.
 //!
-//! Every scenario runs on SQLite (a file in a temporary directory) and on PostgreSQL when
-//! `TEST_DATABASE_URL` is set (a fresh database per test, dropped at the end; an unreachable server
-//! fails the test). Without the variable the PostgreSQL tests print that they were skipped.
+//! Every scenario runs on SQLite (a file in a temporary directory) and on PostgreSQL (a fresh
+//! database per test, dropped at the end, in `TEST_DATABASE_URL` or in a throwaway local cluster; see
+//! `persistence::test_support`). An unreachable server fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -45,6 +45,9 @@ pub enum ApiError {
     /// A failure that is ours, not the client's; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Too many API requests in flight (`http_max_concurrent_requests`); answered with `Retry-After`.
+    #[error("the server is overloaded; retry shortly")]
+    Overloaded,
 }
 
 impl ApiError {
@@ -63,6 +66,7 @@ impl ApiError {
             Self::UnknownMode(_) => "unknown_mode",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+            Self::Overloaded => "overloaded",
         }
     }
 }
@@ -91,6 +95,7 @@ impl ResponseError for ApiError {
             Self::Invalid(_) | Self::UnknownMode(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -104,7 +109,9 @@ impl ResponseError for ApiError {
             }
             other => other.to_string(),
         };
-        if status.is_server_error() {
+        // Overload is refused by the thousand: a warning each would flood the log (it is counted
+        // in the request metrics).
+        if status.is_server_error() && !matches!(self, Self::Overloaded) {
             tracing::warn!(code = self.code(), detail = %message, "request failed");
         } else {
             tracing::debug!(code = self.code(), detail = %message, "request refused");
@@ -112,6 +119,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if let Self::MethodNotAllowed { allow, .. } = self {
             response.insert_header((actix_web::http::header::ALLOW, *allow));
+        }
+        if let Self::Overloaded = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         response.json(ErrorBody {
             error: ErrorDetail {

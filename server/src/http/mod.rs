@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod errors;
 mod health;
+pub mod limit;
 mod locate;
 mod matchmake;
 pub mod openapi;
@@ -27,6 +28,9 @@ use crate::room::registry::RoomRegistry;
 use crate::room::{Modes, RoomEnv};
 use crate::session::SessionSettings;
 use errors::ApiError;
+// The request bodies and their validation, for the fuzz targets (`fuzz/fuzz_targets/http_bodies.rs`).
+pub use matchmake::MatchmakeRequest;
+pub use rooms::{CreateRoomRequest, NewRoom, SeatRequest, parse_player};
 
 /// What every handler shares.
 pub struct AppState {

@@ -278,6 +278,18 @@ impl Client {
         row_of(message, &self.player_id)
     }
 
+    /// Drops the connection without a close handshake (half-closes TCP, as a client that lost its
+    /// network would look to the server) and waits, within `limit`, until the server has ended it:
+    /// by then the session has stopped and told its room about the drop.
+    pub async fn drop_abruptly(&mut self, limit: Duration) {
+        use tokio::io::AsyncWriteExt;
+        match self.ws.get_mut() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.shutdown().await.unwrap(),
+            _ => panic!("test clients use plain TCP"),
+        }
+        self.expect_close(limit).await;
+    }
+
     pub async fn close(&mut self, code: u16) {
         let frame = CloseFrame {
             code: code.into(),
