@@ -1351,6 +1351,8 @@ async fn the_openapi_document_covers_every_route() {
                 "{method} {path} has no bearer security"
             );
             assert!(responses.contains_key("401"), "{method} {path} lacks 401");
+            // The concurrency limit may answer any of them with 503 `overloaded`.
+            assert!(responses.contains_key("503"), "{method} {path} lacks 503");
         }
     }
     let expected: &[(&str, &str, &[&str])] = &[

@@ -49,7 +49,8 @@ impl Drop for Permit<'_> {
     }
 }
 
-fn is_limited(path: &str) -> bool {
+/// Whether the limit covers `path` (the OpenAPI document lists its 503 on these).
+pub(crate) fn is_limited(path: &str) -> bool {
     path.starts_with("/v1/") && path != "/v1/ws"
 }
 

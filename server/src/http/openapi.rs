@@ -1,8 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use actix_web::{HttpResponse, web};
+use utoipa::openapi::header::Header;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Schema};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::AppState;
@@ -65,7 +67,46 @@ pub fn document(modes: &Modes) -> utoipa::openapi::OpenApi {
             }
         }
     }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !super::limit::is_limited(path) {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .entry("503".into())
+                .or_insert_with(|| RefOr::T(overloaded()));
+        }
+    }
     doc
+}
+
+/// What the concurrency limit answers on every route it covers (see `limit.rs`).
+fn overloaded() -> Response {
+    ResponseBuilder::new()
+        .description(
+            "Too many API requests in flight (`overloaded`); retry after `Retry-After` seconds",
+        )
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        )
+        .header(
+            "Retry-After",
+            Header::new(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            ),
+        )
+        .build()
 }
 
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
