@@ -56,6 +56,8 @@ impl Server {
             .env("SKIRMISH_LISTEN", format!("127.0.0.1:{port}"))
             .env("SKIRMISH_DATABASE_URL", database_url)
             .env("SKIRMISH_API_KEY", API_KEY)
+            // A loaded CI machine can take seconds to open the pool after a SIGKILL.
+            .env("SKIRMISH_DATABASE_ACQUIRE_TIMEOUT_MS", "30000")
             .env(
                 "SKIRMISH_LOG",
                 std::env::var("E2E_SKIRMISH_LOG").unwrap_or_else(|_| "warn".into()),
