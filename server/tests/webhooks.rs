@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::proxy::{Proxy, through};
 use common::{API_KEY, Client, TestApp, spawn_app_with};
 use hmac::{Hmac, Mac};
 use persistence::{OutboxStatus, PoolOptions, Storage, StoredEvent};
@@ -656,83 +657,6 @@ async fn pending_events_survive_a_stop_and_go_out_after_restart(
 // ---------------------------------------------------------------------------------------------
 // A database outage (PostgreSQL behind a TCP proxy of the test's own, which is cut)
 // ---------------------------------------------------------------------------------------------
-
-/// A TCP proxy that can be cut: [`Proxy::cut`] drops every open connection and refuses new ones
-/// until [`Proxy::restore`]. (The same idea as in `outage.rs`.)
-struct Proxy {
-    addr: std::net::SocketAddr,
-    cut: Arc<std::sync::atomic::AtomicBool>,
-    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Proxy {
-        use std::sync::atomic::Ordering;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let (cut2, connections2) = (cut.clone(), connections.clone());
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                if cut2.load(Ordering::SeqCst) {
-                    continue; // dropped: refused
-                }
-                let upstream = upstream.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                connections2.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        Proxy {
-            addr,
-            cut,
-            connections,
-            accept,
-        }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
-        for connection in self.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
-
-/// `postgres://user@host:port/db` → (the same through `addr`, `host:port`).
-fn through(url: &str, addr: std::net::SocketAddr) -> (String, String) {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let (user, host) = match authority.rsplit_once('@') {
-        Some((user, host)) => (format!("{user}@"), host),
-        None => (String::new(), authority),
-    };
-    let host = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:5432")
-    };
-    (format!("{scheme}://{user}{addr}{tail}"), host)
-}
 
 /// A room deleted while the database is cut: its event cannot be stored, so nothing is sent (an
 /// event exists only once its change is committed); once the database is back, the persistence

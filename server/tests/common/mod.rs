@@ -2,6 +2,8 @@
 //! and a real WebSocket client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
