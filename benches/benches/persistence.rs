@@ -42,6 +42,7 @@ fn snapshots(from: u64, n: u64) -> Vec<SnapshotRecord> {
     let now = OffsetDateTime::now_utc();
     (from..from + n)
         .map(|i| SnapshotRecord {
+            owner: Default::default(),
             room_id: format!("room-{:04}", i % ROOMS),
             tick: i / ROOMS * 20,
             state: state(i),

@@ -13,20 +13,23 @@ mod m20261129_000002_create_room_snapshots;
 mod m20261129_000003_create_match_results;
 mod m20261129_000004_create_settings;
 mod m20261202_000005_create_webhook_outbox;
+mod m20261202_000006_cluster;
 
 pub use m20261129_000001_create_rooms::Rooms;
 pub use m20261129_000002_create_room_snapshots::RoomSnapshots;
 pub use m20261129_000003_create_match_results::MatchResults;
 pub use m20261129_000004_create_settings::Settings;
 pub use m20261202_000005_create_webhook_outbox::{OUTBOX_DUE_INDEX, WebhookOutbox};
+pub use m20261202_000006_cluster::Nodes;
 
 /// The tables the migrations create, in creation order (used by tests and the CLI's `status`).
-pub const TABLES: [&str; 5] = [
+pub const TABLES: [&str; 6] = [
     "rooms",
     "room_snapshots",
     "match_results",
     "settings",
     "webhook_outbox",
+    "nodes",
 ];
 
 /// Every migration of the Skirmish schema, oldest first.
@@ -41,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_create_match_results::Migration),
             Box::new(m20261129_000004_create_settings::Migration),
             Box::new(m20261202_000005_create_webhook_outbox::Migration),
+            Box::new(m20261202_000006_cluster::Migration),
         ]
     }
 }

@@ -230,6 +230,7 @@ mod tests {
 
     fn snap(room: &str, tick: u64) -> SnapshotRecord {
         SnapshotRecord {
+            owner: Default::default(),
             room_id: room.into(),
             tick,
             state: vec![tick as u8],
@@ -239,6 +240,7 @@ mod tests {
 
     fn room(id: &str, status: RoomStatus) -> RoomRecord {
         RoomRecord {
+            owner: Default::default(),
             room_id: id.into(),
             mode: "arena".into(),
             config: "{}".into(),

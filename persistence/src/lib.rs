@@ -11,6 +11,7 @@
 //! flushes it periodically, so rooms never wait on the database.
 
 pub mod buffer;
+pub mod cluster;
 pub mod entity;
 mod error;
 pub mod outbox;
@@ -31,7 +32,9 @@ pub use error::StorageError;
 pub use pool::{PoolOptions, redact_url};
 pub(crate) use queries::chunks;
 pub(crate) use records::db_time;
-pub use records::{Batch, ResultRecord, RoomRecord, RoomStatus, SnapshotRecord, StoredSnapshot};
+pub use records::{
+    Batch, Owner, ResultRecord, RoomRecord, RoomStatus, SnapshotRecord, StoredSnapshot,
+};
 
 /// Most rows in one `INSERT`. A batch is normally far smaller (the actor flushes at 500 rows);
 /// this only keeps a very large batch under the bind-parameter limits (65,535 on PostgreSQL,

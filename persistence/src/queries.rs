@@ -22,7 +22,9 @@ const SECRET_KEY: &str = "server_secret";
 
 impl Storage {
     /// Writes a batch in one transaction, with one multi-row `INSERT` per table (per
-    /// [`ROWS_PER_INSERT`] rows). Rooms are upserted on `id` (status and `closed_at` are updated)
+    /// [`ROWS_PER_INSERT`] rows). Rooms are upserted on `id` (status and `closed_at` are updated,
+    /// only if the record's fencing number is the room's; snapshots with a stale one are skipped
+    /// by a trigger)
     /// and results on `(room_id, player_id)`, so writing the same batch twice is harmless; if a
     /// batch holds the same room or result twice, the last one wins. Empty parts are skipped.
     /// Webhook events are inserted in the same transaction, so an event is stored exactly when the
@@ -56,6 +58,11 @@ impl Storage {
                 .on_conflict(
                     OnConflict::column(rooms::Column::Id)
                         .update_columns([rooms::Column::Status, rooms::Column::ClosedAt])
+                        // Fencing: a writer that no longer holds the room changes nothing.
+                        .action_and_where(
+                            Expr::col((rooms::Entity, rooms::Column::Fence))
+                                .equals((Alias::new("excluded"), rooms::Column::Fence)),
+                        )
                         .to_owned(),
                 )
                 .exec_without_returning(&txn)

@@ -25,7 +25,7 @@ impl RoomStatus {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StorageError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StorageError> {
         match s {
             "open" => Ok(Self::Open),
             "closed" => Ok(Self::Closed),
@@ -34,6 +34,15 @@ impl RoomStatus {
             ))),
         }
     }
+}
+
+/// Who writes a room in cluster mode: its owning node and the fencing number it holds the room
+/// with. A write carrying an older fencing number than the room's is refused by the database.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Owner {
+    /// Empty on a single node.
+    pub node_id: Option<String>,
+    pub fence: i64,
 }
 
 /// A room as stored in `rooms`. Timestamps are stored in UTC with microsecond precision.
@@ -46,6 +55,8 @@ pub struct RoomRecord {
     pub status: RoomStatus,
     pub created_at: OffsetDateTime,
     pub closed_at: Option<OffsetDateTime>,
+    /// The writer (a status change is applied only if its fencing number is the room's).
+    pub owner: Owner,
 }
 
 /// A snapshot of a room's state at a tick.
@@ -57,6 +68,8 @@ pub struct SnapshotRecord {
     /// MessagePack bytes, opaque to storage.
     pub state: Vec<u8>,
     pub created_at: OffsetDateTime,
+    /// The writer; the database skips a snapshot whose fencing number is not the room's.
+    pub owner: Owner,
 }
 
 impl SnapshotRecord {
@@ -135,6 +148,11 @@ pub(crate) fn room_model(r: &RoomRecord) -> rooms::ActiveModel {
         status: Set(r.status.as_str().to_owned()),
         created_at: Set(db_time(r.created_at)),
         closed_at: Set(r.closed_at.map(db_time)),
+        owner_node: NotSet,
+        owner_incarnation: NotSet,
+        fence: Set(r.owner.fence),
+        players: NotSet,
+        orphaned_at: NotSet,
     }
 }
 
@@ -148,6 +166,8 @@ pub(crate) fn snapshot_model(
         tick: Set(s.tick as i64), // checked just above
         state: Set(s.state.clone()),
         created_at: Set(db_time(s.created_at)),
+        node_id: Set(s.owner.node_id.clone()),
+        fence: Set(s.owner.fence),
     })
 }
 
@@ -170,6 +190,10 @@ pub(crate) fn room_record(m: rooms::Model) -> Result<RoomRecord, StorageError> {
         config: m.config,
         created_at: m.created_at,
         closed_at: m.closed_at,
+        owner: Owner {
+            node_id: m.owner_node,
+            fence: m.fence,
+        },
     })
 }
 
@@ -182,6 +206,10 @@ pub(crate) fn snapshot_record(m: room_snapshots::Model) -> Result<SnapshotRecord
         tick,
         state: m.state,
         created_at: m.created_at,
+        owner: Owner {
+            node_id: m.node_id,
+            fence: m.fence,
+        },
     })
 }
 

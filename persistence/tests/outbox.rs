@@ -108,6 +108,7 @@ fn t0() -> OffsetDateTime {
 
 fn closed_room(id: &str) -> RoomRecord {
     RoomRecord {
+        owner: Default::default(),
         room_id: id.into(),
         mode: "arena".into(),
         config: "{}".into(),

@@ -116,6 +116,7 @@ fn t0() -> OffsetDateTime {
 
 fn room(id: &str, status: RoomStatus) -> RoomRecord {
     RoomRecord {
+        owner: Default::default(),
         room_id: id.into(),
         mode: "arena".into(),
         config: format!(r#"{{"capacity":16,"room":"{id}"}}"#),
@@ -127,6 +128,7 @@ fn room(id: &str, status: RoomStatus) -> RoomRecord {
 
 fn snap(room: &str, tick: u64) -> SnapshotRecord {
     SnapshotRecord {
+        owner: Default::default(),
         room_id: room.into(),
         tick,
         state: format!("{room}@{tick}").into_bytes(),
@@ -237,6 +239,7 @@ async fn batch_writes_many_rows_in_one_call(db: &TestDb) {
         .collect();
     let snapshots: Vec<_> = (0..2500)
         .map(|i| SnapshotRecord {
+            owner: Default::default(),
             state: vec![(i % 251) as u8; 1024],
             ..snap(&format!("room-{:03}", i % 300), i / 300)
         })
@@ -290,6 +293,7 @@ async fn latest_snapshot_is_per_room(db: &TestDb) {
     assert_eq!(s.latest_snapshot("b").await.unwrap(), Some(snap("b", 3)));
     // Two snapshots of the same tick (a restore re-snapshotting): the newer row wins.
     let again = SnapshotRecord {
+        owner: Default::default(),
         state: b"again".to_vec(),
         ..snap("b", 3)
     };
@@ -319,6 +323,7 @@ async fn open_rooms_follow_status_changes(db: &TestDb) {
 
     // Closing upserts status and closed_at only; mode and config stay as first stored.
     let closed = RoomRecord {
+        owner: Default::default(),
         mode: "other".into(),
         config: "{}".into(),
         ..room("b", RoomStatus::Closed)

@@ -70,6 +70,12 @@ pub struct Config {
     pub webhook_max_age_ms: u64,
     /// Timeout of one delivery request, connecting included.
     pub webhook_timeout_ms: u64,
+    /// Cluster mode: nodes share one PostgreSQL, which holds the room directory and the leases.
+    pub cluster: bool,
+    /// This node's name in the cluster; generated when absent.
+    pub node_id: Option<String>,
+    /// A node silent for this long is dead and its rooms are claimed by the others (1000-60000).
+    pub node_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +123,9 @@ impl Default for Config {
             webhook_retry_base_ms: 1000,
             webhook_max_age_ms: 24 * 3600 * 1000,
             webhook_timeout_ms: 10_000,
+            cluster: false,
+            node_id: None,
+            node_ttl_ms: 5000,
         }
     }
 }
@@ -186,6 +195,7 @@ impl Config {
             return Err(invalid("public_url", "must start with ws:// or wss://"));
         }
         self.validate_webhooks()?;
+        self.validate_cluster()?;
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| invalid("log", e.to_string()))?;
         let positive: [(&'static str, u64); 11] = [
@@ -274,6 +284,53 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        if let Some(id) = &self.node_id
+            && (id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+        {
+            return Err(invalid(
+                "node_id",
+                "must be 1 to 64 characters of [A-Za-z0-9._-]",
+            ));
+        }
+        if !(1000..=60_000).contains(&self.node_ttl_ms) {
+            return Err(invalid("node_ttl_ms", "must be between 1000 and 60000"));
+        }
+        if !self.cluster {
+            return Ok(());
+        }
+        if !self.database_url.starts_with("postgres") {
+            return Err(invalid(
+                "cluster",
+                "cluster mode needs PostgreSQL (database_url postgres://...); SQLite is one node's",
+            ));
+        }
+        // Nodes forward API calls to each other with the caller's key, and verify each other's
+        // tickets: every node must have the same key and secret.
+        if self.api_key.is_none() {
+            return Err(invalid(
+                "api_key",
+                "is required in cluster mode (the same on every node)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// This node's id in the cluster: `node_id`, or one made up at start.
+    pub fn node_id(&self) -> String {
+        self.node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()))
+    }
+
+    pub fn node_ttl(&self) -> Duration {
+        Duration::from_millis(self.node_ttl_ms)
     }
 
     pub fn ws_base(&self) -> String {

@@ -8,10 +8,12 @@
 //! - [`session`]: the session actor (one per connection) and its bounded outbound queue.
 //! - [`persistence_actor`], [`persistence_link`]: batched writes of snapshots, rooms and results.
 //! - [`webhooks`]: signed `match.finished` / `room.closed` events, sent at least once from the outbox.
+//! - [`cluster`]: cluster mode: the lease, taking over rooms, the drain, calls between nodes.
 //! - [`metrics`]: the Prometheus metric names and recorders.
 //! - [`error_chain`]: log an error with its whole cause chain.
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error_chain;

@@ -65,8 +65,10 @@ const fn family(name: &'static str, kind: Kind, help: &'static str) -> Family {
 }
 
 const CLOSE_CODES: &[&str] = &[
-    "1000", "1001", "1003", "1008", "1009", "4001", "4002", "4003", "4004",
+    "1000", "1001", "1003", "1008", "1009", "4001", "4002", "4003", "4004", "4005",
 ];
+
+const CROSS_NODE_ROUTES: &[&str] = &["seats", "matchmake", "create", "delete"];
 
 const FRAME_ERRORS: &[&str] = &[
     "too_big",
@@ -264,9 +266,51 @@ pub const FAMILIES: &[Family] = &[
         Kind::Gauge,
         "Age of the oldest undelivered webhook event (whole database); 0 when none.",
     ),
+    family(
+        "skirmish_cluster_nodes_alive",
+        Kind::Gauge,
+        "Live nodes of the cluster, as this node last saw them (0 on a single node).",
+    ),
+    family(
+        "skirmish_cluster_rooms_owned",
+        Kind::Gauge,
+        "Open rooms this node owns under its lease.",
+    ),
+    family(
+        "skirmish_cluster_lease_renewals_total",
+        Kind::Counter,
+        "Heartbeats that renewed this node's lease.",
+    ),
+    family(
+        "skirmish_cluster_leases_lost_total",
+        Kind::Counter,
+        "Times this node lost its lease (its rooms stopped and moved away).",
+    ),
+    family(
+        "skirmish_cluster_failovers_total",
+        Kind::Counter,
+        "Rooms of a dead node claimed and restored by this node.",
+    ),
+    family(
+        "skirmish_cluster_handoffs_total",
+        Kind::Counter,
+        "Rooms released by a draining node claimed and restored by this node.",
+    ),
+    family(
+        "skirmish_cluster_failover_seconds",
+        Kind::Histogram,
+        "Time a room spent without a live owner before this node restored it (failovers and handoffs).",
+    ),
+    Family {
+        name: "skirmish_cluster_forwarded_requests_total",
+        kind: Kind::Counter,
+        help: "API calls this node forwarded to the room's owner or to the placed node, by route.",
+        labels: Labels::Finite("route", CROSS_NODE_ROUTES),
+    },
 ];
 
 const WEBHOOK_DELIVERY_SECONDS: &str = "skirmish_webhook_delivery_seconds";
+const FAILOVER_SECONDS: &str = "skirmish_cluster_failover_seconds";
 
 /// Describes every family and registers its zero series.
 fn register_families() {
@@ -332,6 +376,12 @@ pub fn install() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(WEBHOOK_DELIVERY_SECONDS.into()),
                         &delivery,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(FAILOVER_SECONDS.into()),
+                        &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0],
                     )
                 })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
@@ -462,6 +512,32 @@ pub fn webhook_failed() {
 pub fn webhook_outbox(pending: u64, oldest_pending_age: Duration) {
     gauge!("skirmish_webhook_pending_events").set(pending as f64);
     gauge!("skirmish_webhook_oldest_pending_seconds").set(oldest_pending_age.as_secs_f64());
+}
+
+/// A heartbeat renewed the lease; the figures it saw.
+pub fn lease_renewed(nodes_alive: i64, rooms_owned: usize) {
+    counter!("skirmish_cluster_lease_renewals_total").increment(1);
+    gauge!("skirmish_cluster_nodes_alive").set(nodes_alive as f64);
+    gauge!("skirmish_cluster_rooms_owned").set(rooms_owned as f64);
+}
+
+pub fn lease_lost() {
+    counter!("skirmish_cluster_leases_lost_total").increment(1);
+    gauge!("skirmish_cluster_rooms_owned").set(0.0);
+}
+
+/// A room without a live owner was restored here after `orphaned_for`.
+pub fn room_taken_over(handoff: bool, orphaned_for: Duration) {
+    if handoff {
+        counter!("skirmish_cluster_handoffs_total").increment(1);
+    } else {
+        counter!("skirmish_cluster_failovers_total").increment(1);
+    }
+    histogram!(FAILOVER_SECONDS).record(orphaned_for.as_secs_f64());
+}
+
+pub fn forwarded(route: &'static str) {
+    counter!("skirmish_cluster_forwarded_requests_total", "route" => route).increment(1);
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix::{Actor as _, Addr};
 use actix_rt::Arbiter;
 use game_core::RankedResult;
-use persistence::{ResultRecord, RoomRecord, RoomStatus as StoredStatus, SnapshotRecord};
+use persistence::{Owner, ResultRecord, RoomRecord, RoomStatus as StoredStatus, SnapshotRecord};
 use time::OffsetDateTime;
 
 use crate::config::Config;
@@ -23,6 +23,8 @@ pub struct PersistenceLink {
     addr: Addr<PersistenceActor>,
     /// Webhook events are recorded only when a receiver is configured.
     record_events: bool,
+    /// Cluster mode: this node, recorded as the writer of each snapshot.
+    node_id: Option<String>,
 }
 
 impl std::fmt::Debug for PersistenceLink {
@@ -38,6 +40,7 @@ pub fn start(
     storage: persistence::Storage,
     config: &Config,
     webhooks: Option<Arc<tokio::sync::Notify>>,
+    node_id: Option<String>,
 ) -> Arc<PersistenceLink> {
     let settings = PersistenceConfig {
         flush_interval: std::time::Duration::from_millis(config.persistence_flush_interval_ms),
@@ -60,12 +63,14 @@ pub fn start(
     Arc::new(PersistenceLink {
         addr,
         record_events,
+        node_id,
     })
 }
 
-fn room_record(room: &RoomShared, settings: &RoomSettings) -> RoomRecord {
+fn room_record(room: &RoomShared, settings: &RoomSettings, owner: Owner) -> RoomRecord {
     let summary = room.summary();
     RoomRecord {
+        owner,
         room_id: room.id.to_string(),
         mode: room.mode.to_string(),
         config: serde_json::to_string(settings).unwrap_or_default(),
@@ -80,11 +85,13 @@ fn room_record(room: &RoomShared, settings: &RoomSettings) -> RoomRecord {
 
 impl RoomStore for PersistenceLink {
     fn room_changed(&self, room: &RoomShared, settings: &RoomSettings) {
-        self.addr.do_send(SaveRoom(room_record(room, settings)));
+        self.addr
+            .do_send(SaveRoom(room_record(room, settings, self.owner(room))));
     }
 
     fn snapshot(&self, room: &RoomShared, tick: u64, state: Vec<u8>) {
         self.addr.do_send(SaveSnapshot(SnapshotRecord {
+            owner: self.owner(room),
             room_id: room.id.to_string(),
             tick,
             state,
@@ -98,7 +105,7 @@ impl RoomStore for PersistenceLink {
         reason: CloseReason,
         results: Option<&[RankedResult]>,
     ) {
-        let record = room_record(room, &room.settings);
+        let record = room_record(room, &room.settings, self.owner(room));
         let finished_at = record.closed_at.unwrap_or_else(OffsetDateTime::now_utc);
         let room_id = record.room_id.clone();
         let results: Vec<ResultRecord> = results
@@ -141,6 +148,14 @@ impl RoomStore for PersistenceLink {
 }
 
 impl PersistenceLink {
+    /// Who writes `room`: this node, under the room's fencing number.
+    fn owner(&self, room: &RoomShared) -> Owner {
+        Owner {
+            node_id: self.node_id.clone(),
+            fence: room.ownership.fence,
+        }
+    }
+
     /// Resolves once everything sent before it is committed.
     pub async fn flush(&self) -> Result<(), FlushError> {
         // A closed mailbox means the actor has stopped.

@@ -5,7 +5,7 @@
 //! graceful stop: stop accepting, close every room (1001 to clients, final snapshots), flush
 //! persistence, then let the connections finish their close handshakes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_rt::Arbiter;
@@ -13,13 +13,14 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, middleware, web};
 use tracing::{Instrument, error, info, warn};
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::domain::tickets::{Signer, UsedNonces};
 use crate::domain::{RoomId, RoomSettings};
 use crate::http::{self, AppState};
 use crate::room::messages::CloseKind;
 use crate::room::modes::Restored;
-use crate::room::registry::RoomRegistry;
+use crate::room::registry::{Ownership, RoomRegistry};
 use crate::room::{Modes, RoomEnv, RoomTimings};
 use crate::session::SessionSettings;
 
@@ -87,6 +88,19 @@ impl Application {
             key
         });
         let signer = Arc::new(Signer::new(&secret));
+        let cluster = if config.cluster {
+            Some(
+                Cluster::join(
+                    storage.clone(),
+                    config.node_id(),
+                    config.ws_base(),
+                    config.node_ttl(),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let registry = Arc::new(RoomRegistry::default());
         // Dedicated room arbiters only when asked for; by default rooms share the HTTP workers.
         let arbiters: Vec<Arbiter> = (0..config.room_threads).map(|_| Arbiter::new()).collect();
@@ -98,6 +112,7 @@ impl Application {
             storage.clone(),
             &config,
             webhooks.as_ref().map(|w| w.waker()),
+            cluster.as_ref().map(|c| c.node_id.clone()),
         );
         let env = Arc::new(RoomEnv::new(
             registry.clone(),
@@ -108,13 +123,17 @@ impl Application {
                 snapshot_every_ticks: config.snapshot_every_ticks,
             },
             Some(store.clone() as Arc<dyn crate::room::RoomStore>),
+            cluster.as_ref().map(|c| c.clock.clone()),
             arbiters.iter().map(|a| a.handle()).collect(),
         ));
         let modes = Arc::new(Modes::standard());
-        // Restored rooms' start spans are children of this span.
-        restore_rooms(&storage, &modes, &env, &store)
-            .instrument(tracing::info_span!("rooms.restore"))
-            .await?;
+        // Restored rooms' start spans are children of this span. In a cluster, rooms without a
+        // live owner are claimed by the keeper instead, on whichever node gets them.
+        if cluster.is_none() {
+            restore_rooms(&storage, &modes, &env, &store)
+                .instrument(tracing::info_span!("rooms.restore"))
+                .await?;
+        }
 
         let sessions = Arc::new(SessionSettings {
             max_frame_bytes: config.max_frame_bytes,
@@ -136,9 +155,10 @@ impl Application {
             storage,
             sessions,
             metrics,
-            matchmaking: Mutex::new(()),
+            matchmaking: tokio::sync::Mutex::new(()),
             store,
             webhooks,
+            cluster,
         });
 
         let app_state = state.clone();
@@ -183,6 +203,9 @@ impl Application {
         .run();
 
         spawn_sweeper(state.clone());
+        if let Some(cluster) = &state.cluster {
+            cluster.spawn_keeper(state.room_host());
+        }
         info!(port, rooms = state.registry.len(), "skirmish listening");
         Ok(Self {
             port,
@@ -250,6 +273,13 @@ impl ShutdownHandle {
 
     async fn shutdown_steps(&self) {
         info!("shutting down");
+        // A cluster node hands its rooms over while it still answers HTTP (locate, forwards).
+        if let Some(cluster) = &self.state.cluster {
+            cluster
+                .drain(&self.state.room_host())
+                .instrument(tracing::info_span!("drain"))
+                .await;
+        }
         self.server.pause().await;
         let closing: Vec<_> = self
             .state
@@ -285,7 +315,12 @@ async fn connect_storage(config: &Config) -> Result<persistence::Storage, Startu
         statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
     };
     let storage = persistence::Storage::connect(&config.database_url, &pool).await?;
-    storage.migrate().await?;
+    if config.cluster {
+        // Nodes starting together on an empty database must not migrate at once.
+        persistence::Storage::migrate_serialized(&config.database_url).await?;
+    } else {
+        storage.migrate().await?;
+    }
     info!(database = %persistence::redact_url(&config.database_url), "database ready");
     Ok(storage)
 }
@@ -299,30 +334,9 @@ async fn restore_rooms(
     store: &crate::persistence_link::PersistenceLink,
 ) -> Result<(), StartupError> {
     for record in storage.open_rooms().await? {
-        let restored = async {
-            let id = RoomId::parse(&record.room_id).map_err(|e| e.to_string())?;
-            let mode = modes
-                .get(&record.mode)
-                .ok_or_else(|| format!("unknown mode {}", record.mode))?;
-            let settings: RoomSettings =
-                serde_json::from_str(&record.config).map_err(|e| e.to_string())?;
-            let snapshot = storage
-                .latest_snapshot(&record.room_id)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("no snapshot")?;
-            let restored = Restored {
-                id,
-                settings,
-                created_at: record.created_at,
-                snapshot: &snapshot.state,
-            };
-            mode.restore(env, restored).map_err(|e| e.to_string())?;
-            Ok::<u64, String>(snapshot.tick)
-        }
-        .await;
+        let restored = restore_room(storage, modes, env, &record, Ownership::default()).await;
         match restored {
-            Ok(tick) => info!(room_id = %record.room_id, tick, "room restored"),
+            Ok(snapshot) => info!(room_id = %record.room_id, tick = snapshot.tick, "room restored"),
             Err(reason) => {
                 warn!(room_id = %record.room_id, %reason, "room could not be restored; closing it");
                 store.close_unrestorable(record);
@@ -330,6 +344,48 @@ async fn restore_rooms(
         }
     }
     Ok(())
+}
+
+/// The snapshot a room was restored from.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoredFrom {
+    pub tick: u64,
+    pub created_at: time::OffsetDateTime,
+    pub tick_rate: u32,
+}
+
+/// Starts the room of `record` from its newest snapshot, owned as `ownership`; the reason if it
+/// cannot be (unknown mode, unreadable settings or snapshot, no snapshot).
+pub(crate) async fn restore_room(
+    storage: &persistence::Storage,
+    modes: &Modes,
+    env: &Arc<RoomEnv>,
+    record: &persistence::RoomRecord,
+    ownership: Ownership,
+) -> Result<RestoredFrom, String> {
+    let id = RoomId::parse(&record.room_id).map_err(|e| e.to_string())?;
+    let mode = modes
+        .get(&record.mode)
+        .ok_or_else(|| format!("unknown mode {}", record.mode))?;
+    let settings: RoomSettings = serde_json::from_str(&record.config).map_err(|e| e.to_string())?;
+    let snapshot = storage
+        .latest_snapshot(&record.room_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no snapshot")?;
+    let restored = Restored {
+        id,
+        settings,
+        created_at: record.created_at,
+        ownership,
+        snapshot: &snapshot.state,
+    };
+    mode.restore(env, restored).map_err(|e| e.to_string())?;
+    Ok(RestoredFrom {
+        tick: snapshot.tick,
+        created_at: snapshot.created_at,
+        tick_rate: settings.tick_rate,
+    })
 }
 
 /// Once a second: forget used ticket nonces that have expired and closed rooms past retention.

@@ -67,6 +67,7 @@ fn manual() -> PersistenceConfig {
 
 fn snap(room: &str, tick: u64) -> SnapshotRecord {
     SnapshotRecord {
+        owner: Default::default(),
         room_id: room.into(),
         tick,
         state: vec![7; 1024],
@@ -76,6 +77,7 @@ fn snap(room: &str, tick: u64) -> SnapshotRecord {
 
 fn room(id: &str, status: RoomStatus) -> RoomRecord {
     RoomRecord {
+        owner: Default::default(),
         room_id: id.into(),
         mode: "arena".into(),
         config: "{}".into(),
@@ -147,6 +149,7 @@ async fn flush_commits_everything_before_it_and_keeps_the_newest_snapshot_per_ro
 
     // A match end: the room's final status and its results.
     addr.do_send(SaveRoom(RoomRecord {
+        owner: Default::default(),
         closed_at: Some(OffsetDateTime::UNIX_EPOCH),
         ..room("r", RoomStatus::Closed)
     }));
@@ -356,6 +359,7 @@ async fn actor_throughput() {
     let started = std::time::Instant::now();
     for i in 0..N {
         addr.do_send(SaveSnapshot(SnapshotRecord {
+            owner: Default::default(),
             room_id: format!("room-{i}"),
             tick: 1,
             state: state.clone(),

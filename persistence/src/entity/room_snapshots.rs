@@ -15,6 +15,11 @@ pub struct Model {
     #[sea_orm(column_type = "Blob")]
     pub state: Vec<u8>,
     pub created_at: TimeDateTimeWithTimeZone,
+    /// The node that wrote it (cluster mode).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub node_id: Option<String>,
+    /// The room's fencing number when it was written.
+    pub fence: i64,
 }
 
 /// `room_snapshots` has no relations (no foreign keys, see the migrations crate).

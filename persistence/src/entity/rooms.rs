@@ -18,6 +18,16 @@ pub struct Model {
     pub status: String,
     pub created_at: TimeDateTimeWithTimeZone,
     pub closed_at: Option<TimeDateTimeWithTimeZone>,
+    /// Cluster mode: the owning node and its incarnation (none: no live owner, or a single node).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub owner_node: Option<String>,
+    pub owner_incarnation: Option<i64>,
+    /// The fencing number: bumped each time the room changes hands.
+    pub fence: i64,
+    /// Held slots as the owner last published them (cluster listing and placement).
+    pub players: i64,
+    /// When the owner released the room (drain), for the handoff's duration.
+    pub orphaned_at: Option<TimeDateTimeWithTimeZone>,
 }
 
 /// `rooms` has no relations (no foreign keys, see the migrations crate).

@@ -40,8 +40,12 @@ pub enum ApiError {
     Invalid(String),
     #[error("unknown mode {0:?}")]
     UnknownMode(String),
+    /// Answered with `Retry-After`: the database, or a room between two owners.
     #[error("{0}")]
     Unavailable(String),
+    /// Cluster mode: the room is served by another node (ask `GET /v1/locate`).
+    #[error("room {0} is served by another node; ask GET /v1/locate")]
+    WrongNode(String),
     /// A failure that is ours, not the client's; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -65,6 +69,7 @@ impl ApiError {
             Self::Invalid(_) => "invalid_request",
             Self::UnknownMode(_) => "unknown_mode",
             Self::Unavailable(_) => "unavailable",
+            Self::WrongNode(_) => "wrong_node",
             Self::Internal(_) => "internal",
             Self::Overloaded => "overloaded",
         }
@@ -91,7 +96,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized | Self::Ticket(_) => StatusCode::UNAUTHORIZED,
             Self::RoomNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Seat(_) | Self::NotFinished(_) => StatusCode::CONFLICT,
+            Self::Seat(_) | Self::NotFinished(_) | Self::WrongNode(_) => StatusCode::CONFLICT,
             Self::Invalid(_) | Self::UnknownMode(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,7 +125,7 @@ impl ResponseError for ApiError {
         if let Self::MethodNotAllowed { allow, .. } = self {
             response.insert_header((actix_web::http::header::ALLOW, *allow));
         }
-        if let Self::Overloaded = self {
+        if let Self::Overloaded | Self::Unavailable(_) = self {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         response.json(ErrorBody {

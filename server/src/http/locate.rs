@@ -42,13 +42,42 @@ pub async fn locate(
         .signer
         .verify(&query.resume, TokenKind::Resume, crate::clock::now_ms())
         .inspect_err(|reason| crate::metrics::ticket_rejected(reason.reason()))?;
-    let entry = state
+    let ws_url = |base: &str| {
+        format!(
+            "{}/v1/ws?resume={}",
+            base.trim_end_matches('/'),
+            query.resume
+        )
+    };
+    if let Some(entry) = state
         .registry
         .get(&claims.room_id)
         .filter(|entry| entry.shared.is_open())
-        .ok_or_else(|| ApiError::RoomNotFound(claims.room_id.to_string()))?;
-    Ok(HttpResponse::Ok().json(LocateBody {
-        room_id: entry.shared.id.to_string(),
-        ws_url: format!("{}/v1/ws?resume={}", state.config.ws_base(), query.resume),
-    }))
+    {
+        return Ok(HttpResponse::Ok().json(LocateBody {
+            room_id: entry.shared.id.to_string(),
+            ws_url: ws_url(&state.config.ws_base()),
+        }));
+    }
+    let gone = || ApiError::RoomNotFound(claims.room_id.to_string());
+    let Some(cluster) = &state.cluster else {
+        return Err(gone());
+    };
+    let room = state
+        .storage
+        .locate_room(claims.room_id.as_str())
+        .await
+        .map_err(super::rooms::directory_unavailable)?
+        .filter(|room| room.record.status == persistence::RoomStatus::Open)
+        .ok_or_else(gone)?;
+    match &room.live_owner {
+        // This node (or a draining one) owns it on paper but is handing it over.
+        Some((node, url)) if node != &cluster.node_id && !room.owner_draining => {
+            Ok(HttpResponse::Ok().json(LocateBody {
+                room_id: room.record.room_id.clone(),
+                ws_url: ws_url(url),
+            }))
+        }
+        _ => Err(super::rooms::between_owners(&room.record.room_id)),
+    }
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/matchmake`: a seat in the fullest open room of a mode that has space, or in a new room.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use tracing::field::Empty;
 use utoipa::ToSchema;
@@ -8,8 +9,11 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::Authorized;
 use super::errors::{ApiError, ErrorBody};
-use super::rooms::{issue_seat, parse_player};
-use crate::domain::{RoomId, RoomSettings};
+use super::rooms::{
+    RoomBody, create_here, directory_unavailable, issue_seat, parse_player, placement,
+};
+use crate::cluster::forward::is_forwarded;
+use crate::domain::RoomSettings;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +47,7 @@ pub struct MatchmakeBody {
     fields(mode = Empty, player_id = Empty, room_id = Empty, new_room = Empty))]
 pub async fn matchmake(
     _: Authorized,
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<MatchmakeRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -56,21 +61,98 @@ pub async fn matchmake(
     span.record("mode", mode.name());
     span.record("player_id", player.as_str());
     span.record("new_room", false);
-    // Held only for the scan and the reservation: microseconds, no await inside.
-    let _matchmaking = state.matchmaking.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(cluster) = state.cluster.as_ref().filter(|_| !is_forwarded(&req)) else {
+        // One node (or a call another node placed here): this node's rooms, or a new one here.
+        let _matchmaking = state.matchmaking.lock().await;
+        if let Some(seated) = seat_here(&state, mode.name(), &player) {
+            return seated;
+        }
+        return create_and_seat(&state, mode, &player).await;
+    };
+    // A cluster: a room of this node first (no hop), unless it is draining.
+    if !cluster.is_draining() {
+        let _matchmaking = state.matchmaking.lock().await;
+        if let Some(seated) = seat_here(&state, mode.name(), &player) {
+            return seated;
+        }
+    }
+    // Then the fullest room with space on another node, as the directory last saw it; its owner
+    // decides (409 when it filled up meanwhile: try the next).
+    let remote = state
+        .storage
+        .remote_rooms_of_mode(mode.name(), &cluster.node_id)
+        .await
+        .map_err(directory_unavailable)?;
+    let seat_body = serde_json::json!({ "player_id": player.as_str() });
+    for room in remote
+        .iter()
+        .filter(|room| RoomBody::stored(room).has_space())
+        .take(REMOTE_TRIES)
+    {
+        let Some((_, url)) = &room.live_owner else {
+            continue;
+        };
+        let path = format!("/v1/rooms/{}/seats", room.record.room_id);
+        let answer = cluster
+            .forward(&req, Method::POST, url, &path, Some(&seat_body), "seats")
+            .await;
+        if let Ok(answer) = answer
+            && answer.status == 201
+            && let Ok(seat) = serde_json::from_slice::<super::rooms::SeatBody>(&answer.body)
+        {
+            return Ok(created(room.record.room_id.clone(), seat));
+        }
+    }
+    // No room has space: a new one on the least-loaded node.
+    match placement(&state).await? {
+        Some(node) => {
+            let body = serde_json::json!({ "mode": mode.name(), "player_id": player.as_str() });
+            let answer = cluster
+                .forward(
+                    &req,
+                    Method::POST,
+                    &node.public_url,
+                    "/v1/matchmake",
+                    Some(&body),
+                    "matchmake",
+                )
+                .await?;
+            Ok(answer.into_response())
+        }
+        None => {
+            let _matchmaking = state.matchmaking.lock().await;
+            if let Some(seated) = seat_here(&state, mode.name(), &player) {
+                return seated;
+            }
+            create_and_seat(&state, mode, &player).await
+        }
+    }
+}
+
+/// Rooms on other nodes tried before a new room is made.
+const REMOTE_TRIES: usize = 3;
+
+/// A seat in one of this node's rooms of `mode`: the player's own if they hold one, else the
+/// fullest with space. None if no room here has space. Call with `state.matchmaking` held.
+fn seat_here(
+    state: &AppState,
+    mode: &str,
+    player: &game_core::PlayerId,
+) -> Option<Result<HttpResponse, ApiError>> {
     // A player who already holds a slot (or a reservation) in a room of this mode gets a ticket
     // back into it rather than a second seat elsewhere.
     let entries = state.registry.entries();
     if let Some(entry) = entries
         .iter()
-        .find(|entry| entry.shared.mode == mode.name() && entry.shared.has_player(&player))
+        .find(|entry| entry.shared.mode == mode && entry.shared.has_player(player))
     {
-        let seat = issue_seat(&state, entry, &player)?;
-        return Ok(created(entry.shared.id.to_string(), seat));
+        return Some(
+            issue_seat(state, entry, player).map(|seat| created(entry.shared.id.to_string(), seat)),
+        );
     }
     let mut candidates: Vec<_> = entries
         .into_iter()
-        .filter(|entry| entry.shared.mode == mode.name() && entry.shared.is_open())
+        .filter(|entry| entry.shared.mode == mode && entry.shared.is_open())
         .map(|entry| (entry.shared.held(), entry))
         .filter(|(held, entry)| *held < entry.shared.settings.max_players as usize)
         .collect();
@@ -80,15 +162,23 @@ pub async fn matchmake(
             .cmp(a_held)
             .then_with(|| a.shared.created_at.cmp(&b.shared.created_at))
     });
-    for (_, entry) in &candidates {
-        if let Ok(seat) = issue_seat(&state, entry, &player) {
-            return Ok(created(entry.shared.id.to_string(), seat));
-        }
-    }
+    candidates.iter().find_map(|(_, entry)| {
+        issue_seat(state, entry, player)
+            .ok()
+            .map(|seat| Ok(created(entry.shared.id.to_string(), seat)))
+    })
+}
+
+/// A new room here (call with `state.matchmaking` held) and a seat in it.
+async fn create_and_seat(
+    state: &AppState,
+    mode: &dyn crate::room::GameMode,
+    player: &game_core::PlayerId,
+) -> Result<HttpResponse, ApiError> {
     // The room's start span is a child of this one (the actor gets the current span).
     tracing::Span::current().record("new_room", true);
-    let entry = mode.create(&state.env, RoomId::generate(), RoomSettings::default());
-    let seat = issue_seat(&state, &entry, &player)?;
+    let entry = create_here(state, mode, RoomSettings::default()).await?;
+    let seat = issue_seat(state, &entry, player)?;
     Ok(created(entry.shared.id.to_string(), seat))
 }
 

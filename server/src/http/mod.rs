@@ -13,7 +13,7 @@ mod results;
 mod rooms;
 mod ws;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -46,10 +46,24 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Serialises "find the fullest room or create one" so concurrent quick matches fill rooms
     /// instead of each opening its own; seat reservation itself is atomic per room.
-    pub matchmaking: Mutex<()>,
+    pub matchmaking: tokio::sync::Mutex<()>,
     pub store: Arc<crate::persistence_link::PersistenceLink>,
     /// The webhook sender, when a webhook URL is configured.
     pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+    /// Cluster mode: this node's membership (lease, directory, calls to other nodes).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+impl AppState {
+    /// What the cluster keeper needs to run rooms on this node.
+    pub fn room_host(&self) -> crate::cluster::RoomHost {
+        crate::cluster::RoomHost {
+            registry: self.registry.clone(),
+            modes: self.modes.clone(),
+            env: self.env.clone(),
+            store: self.store.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {

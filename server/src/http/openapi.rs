@@ -81,18 +81,20 @@ pub fn document(modes: &Modes) -> utoipa::openapi::OpenApi {
             operation
                 .responses
                 .responses
-                .entry("503".into())
-                .or_insert_with(|| RefOr::T(overloaded()));
+                .insert("503".into(), RefOr::T(overloaded()));
         }
     }
     doc
 }
 
-/// What the concurrency limit answers on every route it covers (see `limit.rs`).
+/// What the concurrency limit (see `limit.rs`) and, in a cluster, a missing owner answer on every
+/// route the limit covers.
 fn overloaded() -> Response {
     ResponseBuilder::new()
         .description(
-            "Too many API requests in flight (`overloaded`); retry after `Retry-After` seconds",
+            "Too many API requests in flight (`overloaded`), or the database, the room directory, \
+             the room's owner or a room between two owners is not available now (`unavailable`); \
+             retry after `Retry-After` seconds",
         )
         .content(
             "application/json",

@@ -3,8 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use game_core::PlayerId;
+use persistence::cluster::{NodeInfo, RoomLocation};
+use persistence::{Owner, RoomRecord, RoomStatus as StoredStatus};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -12,10 +15,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::Authorized;
 use super::errors::{ApiError, ErrorBody};
+use crate::cluster::forward::is_forwarded;
 use crate::domain::tickets::{Claims, TokenKind, new_nonce};
 use crate::domain::{RoomId, RoomSettings};
+use crate::room::GameMode;
 use crate::room::messages::CloseKind;
-use crate::room::registry::{RoomEntry, RoomSummary};
+use crate::room::registry::{Ownership, RoomEntry, RoomSummary, SeatError};
 
 /// `POST /v1/rooms` body, as sent.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -107,6 +112,10 @@ pub struct RoomBody {
     pub status: &'static str,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// Cluster mode: the `node_id` of the node that owns the room (absent while it has no live
+    /// owner, and on a single node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl From<RoomSummary> for RoomBody {
@@ -119,8 +128,109 @@ impl From<RoomSummary> for RoomBody {
             tick_rate: room.tick_rate,
             status: room.status.as_str(),
             created_at: rfc3339(room.created_at),
+            node: None,
         }
     }
+}
+
+impl RoomBody {
+    /// A room of this node.
+    fn local(state: &AppState, room: RoomSummary) -> Self {
+        Self {
+            node: state.cluster.as_ref().map(|c| c.node_id.clone()),
+            ..Self::from(room)
+        }
+    }
+
+    /// A room as the cluster directory stores it, with the held slots its owner last published.
+    pub(crate) fn stored(room: &RoomLocation) -> Self {
+        let settings: RoomSettings = serde_json::from_str(&room.record.config).unwrap_or_default();
+        Self {
+            room_id: room.record.room_id.clone(),
+            mode: room.record.mode.clone(),
+            players: usize::try_from(room.players).unwrap_or(0),
+            max_players: settings.max_players,
+            tick_rate: settings.tick_rate,
+            status: room.record.status.as_str(),
+            created_at: rfc3339(room.record.created_at),
+            node: room.live_owner.as_ref().map(|(node, _)| node.clone()),
+        }
+    }
+
+    pub(crate) fn has_space(&self) -> bool {
+        self.status == "open" && self.players < self.max_players as usize
+    }
+}
+
+/// The directory could not be read: the database does not answer.
+pub fn directory_unavailable(error: persistence::StorageError) -> ApiError {
+    tracing::warn!(error = %crate::error_chain::ErrorChain(&error), "reading the cluster directory failed");
+    ApiError::Unavailable("the room directory (database) does not answer; retry shortly".into())
+}
+
+/// A room that is open in the directory but has no live owner right now (its node died or is
+/// handing it over); another node claims it within the node TTL.
+pub fn between_owners(room_id: &str) -> ApiError {
+    ApiError::Unavailable(format!(
+        "room {room_id} is moving to another node; retry shortly"
+    ))
+}
+
+/// Starts a room on this node. In cluster mode it is first stored as owned by this node's lease
+/// (fencing number 1), so that the directory knows it before any ticket for it exists.
+pub async fn create_here(
+    state: &AppState,
+    mode: &dyn GameMode,
+    settings: RoomSettings,
+) -> Result<Arc<RoomEntry>, ApiError> {
+    let id = RoomId::generate();
+    let created_at = OffsetDateTime::now_utc();
+    let ownership = match &state.cluster {
+        None => Ownership::default(),
+        Some(cluster) => {
+            let (lease, ownership) = cluster.ownership_for_new_room().ok_or_else(|| {
+                ApiError::Unavailable(
+                    "this node takes no new rooms (draining, or cut off from the database); retry"
+                        .into(),
+                )
+            })?;
+            let record = RoomRecord {
+                room_id: id.to_string(),
+                mode: mode.name().to_owned(),
+                config: serde_json::to_string(&settings)
+                    .map_err(|e| ApiError::Internal(e.into()))?,
+                status: StoredStatus::Open,
+                created_at,
+                closed_at: None,
+                owner: Owner {
+                    node_id: Some(cluster.node_id.clone()),
+                    fence: ownership.fence,
+                },
+            };
+            state
+                .storage
+                .insert_owned_room(&record, &lease)
+                .await
+                .map_err(directory_unavailable)?;
+            ownership
+        }
+    };
+    Ok(mode.create(&state.env, id, settings, created_at, ownership))
+}
+
+/// Cluster mode: the live node a new room should go to, if not this one (the least loaded by
+/// held slots, then rooms; never a draining node).
+pub async fn placement(state: &AppState) -> Result<Option<NodeInfo>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    let nodes = state
+        .storage
+        .live_nodes()
+        .await
+        .map_err(directory_unavailable)?;
+    let target = nodes.into_iter().find(|node| !node.draining);
+    Ok(target.filter(|node| node.node_id != cluster.node_id))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -129,7 +239,7 @@ pub struct RoomList {
 }
 
 /// A reserved seat: open `ws_url` before `expires_at`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SeatBody {
     pub ticket: String,
     /// The complete WebSocket URL to open, ticket included.
@@ -193,6 +303,7 @@ pub fn issue_seat(
     security(("bearer" = [])))]
 pub async fn create_room(
     _: Authorized,
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<CreateRoomRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -201,8 +312,31 @@ pub async fn create_room(
         .modes
         .get(&new_room.mode)
         .ok_or(ApiError::UnknownMode(new_room.mode))?;
-    let entry = mode.create(&state.env, RoomId::generate(), new_room.settings);
-    Ok(HttpResponse::Created().json(RoomBody::from(entry.shared.summary())))
+    if let Some(cluster) = &state.cluster
+        && !is_forwarded(&req)
+        && let Some(node) = placement(&state).await?
+    {
+        let settings = new_room.settings;
+        let body = serde_json::json!({
+            "mode": mode.name(),
+            "max_players": settings.max_players,
+            "tick_rate": settings.tick_rate,
+            "duration_s": settings.duration_s,
+        });
+        let answer = cluster
+            .forward(
+                &req,
+                Method::POST,
+                &node.public_url,
+                "/v1/rooms",
+                Some(&body),
+                "create",
+            )
+            .await?;
+        return Ok(answer.into_response());
+    }
+    let entry = create_here(&state, mode, new_room.settings).await?;
+    Ok(HttpResponse::Created().json(RoomBody::local(&state, entry.shared.summary())))
 }
 
 #[utoipa::path(get, path = "/v1/rooms", tag = "rooms", params(ListQuery),
@@ -217,25 +351,42 @@ pub async fn list_rooms(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut rooms: Vec<RoomSummary> = state
+    let local: Vec<RoomSummary> = state
         .registry
         .entries()
         .iter()
         .map(|entry| entry.shared.summary())
-        .filter(|room| query.mode.as_deref().is_none_or(|mode| room.mode == mode))
-        .filter(|room| {
-            query
+        .collect();
+    let mut rooms: Vec<(OffsetDateTime, RoomBody)> = Vec::with_capacity(local.len());
+    // In a cluster the directory adds the other nodes' rooms (this node's own are fresher here).
+    if state.cluster.is_some() {
+        let retention = Duration::from_millis(state.config.closed_room_retention_ms);
+        let stored = state
+            .storage
+            .cluster_rooms(OffsetDateTime::now_utc() - retention)
+            .await
+            .map_err(directory_unavailable)?;
+        for room in stored {
+            if !local
+                .iter()
+                .any(|l| l.room_id.as_str() == room.record.room_id)
+            {
+                rooms.push((room.record.created_at, RoomBody::stored(&room)));
+            }
+        }
+    }
+    for room in local {
+        rooms.push((room.created_at, RoomBody::local(&state, room)));
+    }
+    rooms.retain(|(_, room)| {
+        query.mode.as_deref().is_none_or(|mode| room.mode == mode)
+            && query
                 .has_space
                 .is_none_or(|wanted| room.has_space() == wanted)
-        })
-        .collect();
-    rooms.sort_by(|a, b| {
-        a.created_at
-            .cmp(&b.created_at)
-            .then_with(|| a.room_id.cmp(&b.room_id))
     });
+    rooms.sort_by(|(a_at, a), (b_at, b)| a_at.cmp(b_at).then_with(|| a.room_id.cmp(&b.room_id)));
     Ok(HttpResponse::Ok().json(RoomList {
-        rooms: rooms.into_iter().map(RoomBody::from).collect(),
+        rooms: rooms.into_iter().map(|(_, room)| room).collect(),
     }))
 }
 
@@ -251,8 +402,26 @@ pub async fn get_room(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = find(&state, &id)?;
-    Ok(HttpResponse::Ok().json(RoomBody::from(entry.shared.summary())))
+    if let Ok(entry) = find(&state, &id) {
+        return Ok(HttpResponse::Ok().json(RoomBody::local(&state, entry.shared.summary())));
+    }
+    let room = elsewhere(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(RoomBody::stored(&room)))
+}
+
+/// Cluster mode: a room this node does not run, from the directory (404 if unknown there too, or
+/// on a single node).
+async fn elsewhere(state: &AppState, raw_id: &str) -> Result<RoomLocation, ApiError> {
+    let not_found = || ApiError::RoomNotFound(raw_id.to_string());
+    if state.cluster.is_none() || RoomId::parse(raw_id).is_err() {
+        return Err(not_found());
+    }
+    state
+        .storage
+        .locate_room(raw_id)
+        .await
+        .map_err(directory_unavailable)?
+        .ok_or_else(not_found)
 }
 
 #[utoipa::path(delete, path = "/v1/rooms/{id}", tag = "rooms", params(("id" = String, Path, description = "Room id")),
@@ -264,12 +433,34 @@ pub async fn get_room(
     security(("bearer" = [])))]
 pub async fn delete_room(
     _: Authorized,
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = find(&state, &id)?;
-    entry.port.close(CloseKind::Deleted).await;
-    Ok(HttpResponse::NoContent().finish())
+    if let Ok(entry) = find(&state, &id) {
+        entry.port.close(CloseKind::Deleted).await;
+        // In a cluster the other nodes answer from the directory: commit the close before 204.
+        if state.cluster.is_some()
+            && let Err(error) = state.store.flush().await
+        {
+            tracing::warn!(error = %crate::error_chain::ErrorChain(&error), "the closed room is not committed yet");
+        }
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    let room = elsewhere(&state, &id).await?;
+    if room.record.status == StoredStatus::Closed {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    match (&state.cluster, &room.live_owner) {
+        (Some(cluster), Some((_, url))) if !is_forwarded(&req) => {
+            let path = format!("/v1/rooms/{}", room.record.room_id);
+            let answer = cluster
+                .forward(&req, Method::DELETE, url, &path, None, "delete")
+                .await?;
+            Ok(answer.into_response())
+        }
+        _ => Err(between_owners(&room.record.room_id)),
+    }
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{id}/seats", tag = "rooms", request_body = SeatRequest,
@@ -285,12 +476,29 @@ pub async fn delete_room(
     security(("bearer" = [])))]
 pub async fn reserve_seat(
     _: Authorized,
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Json<SeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let player = parse_player(&body.player_id)?;
-    let entry = find(&state, &id)?;
-    let seat = issue_seat(&state, &entry, &player)?;
-    Ok(HttpResponse::Created().json(seat))
+    if let Ok(entry) = find(&state, &id) {
+        let seat = issue_seat(&state, &entry, &player)?;
+        return Ok(HttpResponse::Created().json(seat));
+    }
+    let room = elsewhere(&state, &id).await?;
+    if room.record.status == StoredStatus::Closed {
+        return Err(SeatError::Closed.into());
+    }
+    match (&state.cluster, &room.live_owner) {
+        (Some(cluster), Some((_, url))) if !is_forwarded(&req) => {
+            let path = format!("/v1/rooms/{}/seats", room.record.room_id);
+            let body = serde_json::json!({ "player_id": player.as_str() });
+            let answer = cluster
+                .forward(&req, Method::POST, url, &path, Some(&body), "seats")
+                .await?;
+            Ok(answer.into_response())
+        }
+        _ => Err(between_owners(&room.record.room_id)),
+    }
 }

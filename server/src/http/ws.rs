@@ -48,6 +48,8 @@ pub struct UpgradeHeaders {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
         (status = 401, description = "Not exactly one of ticket and resume, or the one given is invalid, expired, reused, forged or for a closed room", body = ErrorBody),
+        (status = 409, description = "Cluster mode: the room is served by another node; ask GET /v1/locate", body = ErrorBody),
+        (status = 503, description = "Cluster mode: the room directory does not answer", body = ErrorBody),
     ))]
 #[tracing::instrument(name = "ws.upgrade", skip_all,
     fields(credential = Empty, room_id = Empty, player_id = Empty))]
@@ -64,6 +66,9 @@ pub async fn connect(
         span.record("credential", "ticket");
     } else if query.resume.is_some() {
         span.record("credential", "resume");
+    }
+    if state.cluster.is_some() {
+        served_elsewhere(&state, &query).await?;
     }
     let (entry, player) = admit(&state, &query).inspect_err(|error| {
         if let ApiError::Ticket(reason) = error {
@@ -89,6 +94,31 @@ pub async fn connect(
         // The body error is not Send; its text is all it carries.
         .map_err(|e| ApiError::Internal(e.to_string().into()))?
         .into())
+}
+
+/// Cluster mode: a credential for a room this node does not run, but which is open in the
+/// directory, is refused with 409 (the client asks `GET /v1/locate`), before any nonce is spent.
+async fn served_elsewhere(state: &AppState, query: &WsQuery) -> Result<(), ApiError> {
+    let now_ms = crate::clock::now_ms();
+    let claims = match (&query.ticket, &query.resume) {
+        (Some(ticket), None) => state.signer.verify(ticket, TokenKind::Ticket, now_ms),
+        (None, Some(token)) => state.signer.verify(token, TokenKind::Resume, now_ms),
+        // Refused with its reason by `admit`.
+        _ => return Ok(()),
+    };
+    let Ok(claims) = claims else {
+        return Ok(());
+    };
+    if state.registry.get(&claims.room_id).is_some() {
+        return Ok(());
+    }
+    match state.storage.locate_room(claims.room_id.as_str()).await {
+        Ok(Some(room)) if room.record.status == persistence::RoomStatus::Open => {
+            Err(ApiError::WrongNode(claims.room_id.to_string()))
+        }
+        Ok(_) => Ok(()),
+        Err(error) => Err(super::rooms::directory_unavailable(error)),
+    }
 }
 
 /// Checks the ticket (signature, expiry, single use, seat) or the resume token (signature, slot).

@@ -56,6 +56,12 @@ pub enum CloseKind {
     /// The server is stopping: a final snapshot, sessions get 1001, and the room stays open in
     /// storage so that it is restored at the next start.
     Shutdown,
+    /// Cluster drain: a final snapshot, sessions get 4005 (room moved), the room stays open in
+    /// storage and another node claims it once this one releases it.
+    Handoff,
+    /// Cluster: this node's lease is gone, another node may own the room already. No write (it
+    /// would be refused anyway), sessions get 4005.
+    LeaseLost,
 }
 
 impl CloseKind {
@@ -64,6 +70,8 @@ impl CloseKind {
         match self {
             Self::Deleted => "deleted",
             Self::Shutdown => "shutdown",
+            Self::Handoff => "handoff",
+            Self::LeaseLost => "lease_lost",
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct RoomEnv {
     pub signer: Arc<Signer>,
     pub timings: RoomTimings,
     pub store: Option<Arc<dyn RoomStore>>,
+    /// Cluster mode: this node's lease. A room ticks only while the lease it is owned under holds.
+    pub lease: Option<Arc<crate::cluster::LeaseClock>>,
     /// Where new rooms start, round-robin: dedicated room arbiters, or the HTTP workers' own arbiters
     /// as they register (see [`RoomEnv::register_worker`]).
     arbiters: std::sync::RwLock<Vec<ArbiterHandle>>,
@@ -92,6 +94,7 @@ impl RoomEnv {
         signer: Arc<Signer>,
         timings: RoomTimings,
         store: Option<Arc<dyn RoomStore>>,
+        lease: Option<Arc<crate::cluster::LeaseClock>>,
         arbiters: Vec<ArbiterHandle>,
     ) -> Self {
         Self {
@@ -99,6 +102,7 @@ impl RoomEnv {
             signer,
             timings,
             store,
+            lease,
             share_workers: arbiters.is_empty(),
             arbiters: std::sync::RwLock::new(arbiters),
             next: AtomicUsize::new(0),
@@ -200,6 +204,15 @@ impl<G: ServerGame> RoomActor<G> {
             return;
         }
         let started = Instant::now();
+        if let Some(lease) = &self.env.lease
+            && !lease.holds(self.shared.ownership.incarnation, started)
+        {
+            // Stop before the lease can pass to another node: never tick on two nodes.
+            let _close = self.close_span(&Span::none(), "lease_lost").entered();
+            warn!(room_id = %self.shared.id, "lease lost: the room stops here");
+            self.move_away(ctx, false);
+            return;
+        }
         let lateness = started.saturating_duration_since(due);
         m::tick_lateness(lateness);
         if lateness >= LATE_TICK_THRESHOLD {
@@ -367,6 +380,22 @@ impl<G: ServerGame> RoomActor<G> {
         ctx.stop();
     }
 
+    /// The room goes on at another node (cluster): sessions get 4005 and ask where; the room
+    /// stays open in storage. With `final_snapshot` (a drain) the newest state is handed to
+    /// persistence first; after a lost lease nothing is written.
+    fn move_away(&mut self, ctx: &mut Context<Self>, final_snapshot: bool) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        if final_snapshot {
+            self.save_snapshot();
+        }
+        self.kick_all(protocol::close::ROOM_MOVED);
+        self.env.registry.remove(&self.shared.id);
+        ctx.stop();
+    }
+
     fn kick_all(&mut self, code: u16) {
         for seat in &mut self.seats {
             if let Some(connection) = seat.connection.take() {
@@ -509,6 +538,8 @@ impl<G: ServerGame> Handler<CloseRoom> for RoomActor<G> {
                 self.kick_all(protocol::close::GOING_AWAY);
                 ctx.stop();
             }
+            CloseKind::Handoff => self.move_away(ctx, true),
+            CloseKind::LeaseLost => self.move_away(ctx, false),
         }
     }
 }

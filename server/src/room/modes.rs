@@ -9,7 +9,7 @@ use game_core::arena::{Arena, ArenaConfig};
 use game_core::{Game, PlayerId, RestoreError};
 use time::OffsetDateTime;
 
-use super::registry::{RoomEntry, RoomShared};
+use super::registry::{Ownership, RoomEntry, RoomShared};
 use super::{RoomActor, RoomEnv};
 use crate::domain::{RoomId, RoomSettings};
 
@@ -34,12 +34,21 @@ pub struct Restored<'a> {
     pub id: RoomId,
     pub settings: RoomSettings,
     pub created_at: OffsetDateTime,
+    pub ownership: Ownership,
     pub snapshot: &'a [u8],
 }
 
 pub trait GameMode: Send + Sync {
     fn name(&self) -> &'static str;
-    fn create(&self, env: &Arc<RoomEnv>, id: RoomId, settings: RoomSettings) -> Arc<RoomEntry>;
+    /// Starts a new room. In cluster mode the caller has stored it as owned by `ownership` first.
+    fn create(
+        &self,
+        env: &Arc<RoomEnv>,
+        id: RoomId,
+        settings: RoomSettings,
+        created_at: OffsetDateTime,
+        ownership: Ownership,
+    ) -> Arc<RoomEntry>;
     /// Restores a room from its latest snapshot; its players come back as dropped, within the grace.
     fn restore(
         &self,
@@ -79,15 +88,17 @@ impl<G: ServerGame> GameMode for Mode<G> {
         G::MODE
     }
 
-    fn create(&self, env: &Arc<RoomEnv>, id: RoomId, settings: RoomSettings) -> Arc<RoomEntry> {
+    fn create(
+        &self,
+        env: &Arc<RoomEnv>,
+        id: RoomId,
+        settings: RoomSettings,
+        created_at: OffsetDateTime,
+        ownership: Ownership,
+    ) -> Arc<RoomEntry> {
         let seed = rand::random();
         let game = G::new(G::config_for(&settings), seed);
-        let shared = Arc::new(RoomShared::new(
-            id,
-            G::MODE,
-            settings,
-            OffsetDateTime::now_utc(),
-        ));
+        let shared = Arc::new(RoomShared::new(id, G::MODE, settings, created_at).owned(ownership));
         if let Some(store) = &env.store {
             store.room_changed(&shared, &settings);
         }
@@ -102,12 +113,10 @@ impl<G: ServerGame> GameMode for Mode<G> {
         let snapshot: G::Snapshot =
             rmp_serde::from_slice(restored.snapshot).map_err(|e| RestoreError(e.to_string()))?;
         let game = G::restore(snapshot)?;
-        let shared = Arc::new(RoomShared::new(
-            restored.id,
-            G::MODE,
-            restored.settings,
-            restored.created_at,
-        ));
+        let shared = Arc::new(
+            RoomShared::new(restored.id, G::MODE, restored.settings, restored.created_at)
+                .owned(restored.ownership),
+        );
         let players = game.players();
         for player in &players {
             shared.seat_restored(player);

@@ -71,6 +71,14 @@ impl Slots {
     }
 }
 
+/// Which incarnation of this node holds the room and under which fencing number (cluster mode;
+/// both 0 on a single node). Every write of the room carries the fence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ownership {
+    pub incarnation: i64,
+    pub fence: i64,
+}
+
 /// What a room shares with the rest of the process.
 #[derive(Debug)]
 pub struct RoomShared {
@@ -78,6 +86,7 @@ pub struct RoomShared {
     pub mode: &'static str,
     pub settings: RoomSettings,
     pub created_at: OffsetDateTime,
+    pub ownership: Ownership,
     slots: Mutex<Slots>,
 }
 
@@ -113,6 +122,7 @@ impl RoomShared {
             mode,
             settings,
             created_at,
+            ownership: Ownership::default(),
             slots: Mutex::new(Slots {
                 status: RoomStatus::Open,
                 closed_at: None,
@@ -120,6 +130,11 @@ impl RoomShared {
                 reservations: Vec::new(),
             }),
         }
+    }
+
+    pub fn owned(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
     }
 
     fn slots(&self) -> MutexGuard<'_, Slots> {
@@ -267,6 +282,11 @@ impl RoomRegistry {
 
     pub fn get(&self, id: &RoomId) -> Option<Arc<RoomEntry>> {
         self.rooms.get(id).map(|e| e.value().clone())
+    }
+
+    /// Forgets a room that moved to another node.
+    pub fn remove(&self, id: &RoomId) {
+        self.rooms.remove(id);
     }
 
     pub fn entries(&self) -> Vec<Arc<RoomEntry>> {
