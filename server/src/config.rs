@@ -457,6 +457,36 @@ mod tests {
                 },
                 "http_max_concurrent_requests",
             ),
+            (
+                Config {
+                    cluster: true,
+                    api_key: Some("0123456789abcdef".into()),
+                    ..Config::default()
+                },
+                "cluster",
+            ),
+            (
+                Config {
+                    cluster: true,
+                    database_url: "postgres://postgres@127.0.0.1/skirmish".into(),
+                    ..Config::default()
+                },
+                "api_key",
+            ),
+            (
+                Config {
+                    node_ttl_ms: 999,
+                    ..Config::default()
+                },
+                "node_ttl_ms",
+            ),
+            (
+                Config {
+                    node_id: Some("a b".into()),
+                    ..Config::default()
+                },
+                "node_id",
+            ),
         ];
         for (config, key) in cases {
             let message = config.validate().unwrap_err().to_string();

@@ -10,6 +10,8 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+
+use futures_util::StreamExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,9 +55,16 @@ impl Drop for Node {
 
 impl Node {
     async fn start(id: &str, database_url: &str) -> Node {
+        Self::start_with_ttl(id, database_url, NODE_TTL_MS).await
+    }
+
+    /// `SKIRMISH_BIN` runs another build of the binary (the benchmark uses the release one).
+    async fn start_with_ttl(id: &str, database_url: &str, ttl_ms: u64) -> Node {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_skirmish"))
+        let binary =
+            std::env::var("SKIRMISH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_skirmish").into());
+        let child = Command::new(binary)
             .current_dir(dir.path())
             .env_remove("DATABASE_URL")
             .env("SKIRMISH_LISTEN", format!("127.0.0.1:{port}"))
@@ -64,7 +73,7 @@ impl Node {
             .env("SKIRMISH_SECRET", SECRET)
             .env("SKIRMISH_CLUSTER", "true")
             .env("SKIRMISH_NODE_ID", id)
-            .env("SKIRMISH_NODE_TTL_MS", NODE_TTL_MS.to_string())
+            .env("SKIRMISH_NODE_TTL_MS", ttl_ms.to_string())
             .env("SKIRMISH_WORKERS", "1")
             .env("SKIRMISH_DATABASE_ACQUIRE_TIMEOUT_MS", "1000")
             .env("SKIRMISH_DATABASE_STATEMENT_TIMEOUT_MS", "1000")
@@ -296,6 +305,12 @@ async fn locate(node: &Node, token: &str, gone: u16, limit: Duration) -> Value {
 
 /// Resumes at `ws_url`: the welcome, then an input acknowledged on a later tick (playing again).
 async fn resume_and_play(ws_url: &str, player: &str, seq: u32) -> (Seen, Seen) {
+    let (_, welcome, acked) = resume_and_keep_playing(ws_url, player, seq).await;
+    (welcome, acked)
+}
+
+/// [`resume_and_play`], keeping the connection.
+async fn resume_and_keep_playing(ws_url: &str, player: &str, seq: u32) -> (Client, Seen, Seen) {
     let mut client = Client::connect(ws_url).await;
     let welcome = match client.next_within(WAIT).await {
         Received::Message(ServerMessage::Welcome {
@@ -323,7 +338,7 @@ async fn resume_and_play(ws_url: &str, player: &str, seq: u32) -> (Seen, Seen) {
             seen_in(m, player).filter(|s| s.last_seq >= seq && s.tick > welcome.tick)
         })
         .await;
-    (welcome, acked)
+    (client, welcome, acked)
 }
 
 /// The admin connection to the test database, for checks the API does not expose.
@@ -555,6 +570,68 @@ async fn sigterm_drains_every_room_to_the_other_nodes() {
 }
 
 #[tokio::test]
+async fn a_rolling_restart_of_every_node_loses_no_room_and_no_player() {
+    let _serial = SERIAL.lock().await;
+    let Some(db) = FreshPostgres::create("cluster e2e").await else {
+        return;
+    };
+    let mut nodes = nodes(&db.url, &["node-a", "node-b", "node-c"]).await;
+    // Two rooms on each node, one player in each, who follows the room wherever it goes.
+    let mut players = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for r in 0..2 {
+            let room_id = node.create_room_here().await;
+            let (seen, client) = {
+                let mut client = node.join(&room_id, &format!("p{n}x{r}")).await;
+                let (seen, _) = score_a_point(&mut client, 1).await;
+                (seen, client)
+            };
+            players.push((room_id, client, seen.score));
+        }
+    }
+    let mut seq = 100;
+    for turn in 0..nodes.len() {
+        let id = nodes[turn].id.clone();
+        nodes[turn].signal("-TERM");
+        let gone = nodes[turn].port;
+        let asker = &nodes[(turn + 1) % nodes.len()];
+        for (room_id, client, score) in &mut players {
+            // Players on the draining node are told 4005; the others play on undisturbed.
+            if port_of(&client_url(client)) != gone {
+                continue;
+            }
+            assert_eq!(client.expect_close(WAIT).await, Some(close::ROOM_MOVED));
+            let located = locate(asker, &client.resume_token, gone, WAIT).await;
+            assert_eq!(located["room_id"], room_id.as_str());
+            let player = client.player_id.clone();
+            let token = client.resume_token.clone();
+            let (mut moved, welcome, _) =
+                resume_and_keep_playing(located["ws_url"].as_str().unwrap(), &player, seq).await;
+            assert_eq!(welcome.score, *score, "{player} keeps the score");
+            moved.resume_token = token;
+            moved.room_id = room_id.clone();
+            *client = moved;
+            seq += 1;
+        }
+        let status = nodes[turn].exited_within(WAIT).await;
+        assert!(status.success(), "{id} drained and exited: {status}");
+        nodes[turn] = Node::start(&id, &db.url).await;
+    }
+    let (_, list) = nodes[0].get("/v1/rooms").await;
+    let rooms = list["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), players.len(), "no room is lost: {list}");
+    for room in rooms {
+        assert_eq!(room["status"], "open", "{room}");
+        assert_eq!(room["players"], 1, "{room}");
+    }
+}
+
+/// The URL a client's WebSocket is connected to.
+fn client_url(client: &Client) -> String {
+    client.url.clone()
+}
+
+#[tokio::test]
 async fn a_node_cut_off_from_postgres_stops_its_room_and_its_stale_writes_are_refused() {
     let _serial = SERIAL.lock().await;
     let Some(db) = FreshPostgres::create("cluster e2e").await else {
@@ -648,4 +725,141 @@ async fn a_node_cut_off_from_postgres_stops_its_room_and_its_stale_writes_are_re
     assert_eq!(after, before, "a stale fencing number is refused");
     let (_, room) = a.get(&format!("/v1/rooms/{room_id}")).await;
     assert_eq!(room["node"], "node-b", "{room}");
+}
+
+/// The figures of BENCHMARKS.md ("Cluster"), not a pass/fail test: matchmakes per second over three
+/// nodes, failover time over 5 SIGKILLs, drain time. Run with the release binary:
+/// `cargo build --release -p server && SKIRMISH_BIN=target/release/skirmish
+/// TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p server --test cluster
+/// -- --ignored --nocapture cluster_figures`
+#[tokio::test]
+#[ignore = "a benchmark: run by hand with the release binary"]
+async fn cluster_figures() {
+    let _serial = SERIAL.lock().await;
+    let db = FreshPostgres::create("cluster benchmark").await.unwrap();
+    let ttl_ms: u64 = std::env::var("BENCH_NODE_TTL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let mut nodes = Vec::new();
+    for id in ["node-a", "node-b", "node-c"] {
+        nodes.push(Node::start_with_ttl(id, &db.url, ttl_ms).await);
+    }
+
+    // Matchmakes per second: 3,000 calls, 64 at a time, spread over the nodes.
+    let total = 3000;
+    let started = Instant::now();
+    let answers: Vec<(u16, Value)> = futures_util::stream::iter(0..total)
+        .map(|i| {
+            let node = &nodes[i % nodes.len()];
+            async move {
+                node.post(
+                    "/v1/matchmake",
+                    json!({ "mode": "arena", "player_id": format!("m{i}") }),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let mut per_room: HashMap<String, usize> = HashMap::new();
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+        *per_room
+            .entry(body["room_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let fullest = per_room.values().max().copied().unwrap_or(0);
+    eprintln!(
+        "FIGURE matchmake: {total} in {elapsed:?} = {:.0}/s over 3 nodes; {} rooms, fullest {fullest}/16",
+        total as f64 / elapsed.as_secs_f64(),
+        per_room.len()
+    );
+    assert!(fullest <= 16);
+    for room_id in per_room.keys() {
+        let response = nodes[0]
+            .http
+            .delete(nodes[0].url(&format!("/v1/rooms/{room_id}")))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+
+    // Failover: kill the owner of a room of two players; time until both play again elsewhere.
+    let mut failovers = Vec::new();
+    for run in 0..5 {
+        let victim_index = run % nodes.len();
+        let room_id = nodes[victim_index].create_room_here().await;
+        let helper = (victim_index + 1) % nodes.len();
+        let mut players = Vec::new();
+        for name in ["alice", "bob"] {
+            let mut client = nodes[helper].join(&room_id, &format!("{name}{run}")).await;
+            client.send_input(1, 1.0, 0.0).await;
+            players.push(client);
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let victim_id = nodes[victim_index].id.clone();
+        let victim = nodes.remove(victim_index);
+        let killed = Instant::now();
+        victim.signal("-KILL");
+        let limit = Duration::from_millis(ttl_ms) + Duration::from_secs(10);
+        let resumes = players.iter().map(|client| {
+            let asker = &nodes[0];
+            let token = client.resume_token.clone();
+            let player = client.player_id.clone();
+            let gone = victim.port;
+            async move {
+                let located = locate(asker, &token, gone, limit).await;
+                resume_and_play(located["ws_url"].as_str().unwrap(), &player, 100).await;
+            }
+        });
+        futures_util::future::join_all(resumes).await;
+        let took = killed.elapsed();
+        eprintln!("FIGURE failover run {run}: {took:?} (node_ttl_ms {ttl_ms})");
+        failovers.push(took);
+        drop(victim);
+        nodes.insert(
+            victim_index,
+            Node::start_with_ttl(&victim_id, &db.url, ttl_ms).await,
+        );
+    }
+    failovers.sort();
+    eprintln!(
+        "FIGURE failover: median {:?}, max {:?} over 5 runs (node_ttl_ms {ttl_ms})",
+        failovers[2], failovers[4]
+    );
+
+    // Drain: a node with 10 rooms of 2 players each; SIGTERM; every player playing elsewhere.
+    let mut players = Vec::new();
+    for r in 0..10 {
+        let room_id = nodes[0].create_room_here().await;
+        for p in 0..2 {
+            players.push(nodes[0].join(&room_id, &format!("d{r}x{p}")).await);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut victim = nodes.remove(0);
+    let signalled = Instant::now();
+    victim.signal("-TERM");
+    let resumes = players.iter_mut().map(|client| {
+        let asker = &nodes[0];
+        let gone = victim.port;
+        async move {
+            assert_eq!(client.expect_close(WAIT).await, Some(close::ROOM_MOVED));
+            let located = locate(asker, &client.resume_token, gone, WAIT).await;
+            resume_and_play(located["ws_url"].as_str().unwrap(), &client.player_id, 100).await;
+        }
+    });
+    futures_util::future::join_all(resumes).await;
+    let all_back = signalled.elapsed();
+    let status = victim.exited_within(WAIT).await;
+    eprintln!(
+        "FIGURE drain: 10 rooms, 20 players all playing elsewhere {all_back:?} after SIGTERM; \
+         the node exited ({status}) {:?} after it",
+        signalled.elapsed()
+    );
 }

@@ -403,3 +403,33 @@ impl Cluster {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_holds_until_its_local_end_and_only_for_its_incarnation() {
+        let clock = LeaseClock::default();
+        let now = Instant::now();
+        assert!(!clock.holds(0, now), "no lease before the first renewal");
+        clock.renew(3, now + Duration::from_millis(800));
+        assert!(clock.holds(3, now));
+        assert!(clock.holds(3, now + Duration::from_millis(799)));
+        assert!(!clock.holds(3, now + Duration::from_millis(800)));
+        assert!(
+            !clock.holds(2, now),
+            "rooms of an earlier incarnation are not ours"
+        );
+        clock.revoke();
+        assert!(!clock.holds(3, now));
+    }
+
+    #[test]
+    fn the_local_end_comes_a_fifth_of_the_ttl_before_the_database_expiry() {
+        assert_eq!(
+            Cluster::local_validity(Duration::from_secs(5)),
+            Duration::from_secs(4)
+        );
+    }
+}

@@ -43,6 +43,10 @@ pub enum ApiError {
     /// Answered with `Retry-After`: the database, or a room between two owners.
     #[error("{0}")]
     Unavailable(String),
+    /// Cluster mode: the room has no live owner for a moment (its node died or is draining);
+    /// answered like `Unavailable` but expected, so not logged as a failure.
+    #[error("room {0} is moving to another node; retry shortly")]
+    Moving(String),
     /// Cluster mode: the room is served by another node (ask `GET /v1/locate`).
     #[error("room {0} is served by another node; ask GET /v1/locate")]
     WrongNode(String),
@@ -68,7 +72,7 @@ impl ApiError {
             Self::Seat(SeatError::Closed) => "room_closed",
             Self::Invalid(_) => "invalid_request",
             Self::UnknownMode(_) => "unknown_mode",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::Moving(_) => "unavailable",
             Self::WrongNode(_) => "wrong_node",
             Self::Internal(_) => "internal",
             Self::Overloaded => "overloaded",
@@ -98,7 +102,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Seat(_) | Self::NotFinished(_) | Self::WrongNode(_) => StatusCode::CONFLICT,
             Self::Invalid(_) | Self::UnknownMode(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Moving(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -116,7 +120,7 @@ impl ResponseError for ApiError {
         };
         // Overload is refused by the thousand: a warning each would flood the log (it is counted
         // in the request metrics).
-        if status.is_server_error() && !matches!(self, Self::Overloaded) {
+        if status.is_server_error() && !matches!(self, Self::Overloaded | Self::Moving(_)) {
             tracing::warn!(code = self.code(), detail = %message, "request failed");
         } else {
             tracing::debug!(code = self.code(), detail = %message, "request refused");
@@ -125,7 +129,7 @@ impl ResponseError for ApiError {
         if let Self::MethodNotAllowed { allow, .. } = self {
             response.insert_header((actix_web::http::header::ALLOW, *allow));
         }
-        if let Self::Overloaded | Self::Unavailable(_) = self {
+        if let Self::Overloaded | Self::Unavailable(_) | Self::Moving(_) = self {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         response.json(ErrorBody {

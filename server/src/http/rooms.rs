@@ -171,9 +171,7 @@ pub fn directory_unavailable(error: persistence::StorageError) -> ApiError {
 /// A room that is open in the directory but has no live owner right now (its node died or is
 /// handing it over); another node claims it within the node TTL.
 pub fn between_owners(room_id: &str) -> ApiError {
-    ApiError::Unavailable(format!(
-        "room {room_id} is moving to another node; retry shortly"
-    ))
+    ApiError::Moving(room_id.to_owned())
 }
 
 /// Starts a room on this node. In cluster mode it is first stored as owned by this node's lease

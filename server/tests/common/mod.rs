@@ -145,6 +145,8 @@ type Ws =
 
 pub struct Client {
     pub ws: Ws,
+    /// The URL it connected to.
+    pub url: String,
     pub room_id: String,
     pub player_id: String,
     pub resume_token: String,
@@ -165,6 +167,7 @@ impl Client {
             .expect("websocket upgrade");
         Client {
             ws,
+            url: url.to_string(),
             room_id: String::new(),
             player_id: String::new(),
             resume_token: String::new(),
