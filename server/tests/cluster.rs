@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 
 const NODE_TTL_MS: u64 = 2000;
 const WAIT: Duration = Duration::from_secs(10);
-const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 
 /// One test at a time (see the module comment).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -58,19 +57,18 @@ impl Node {
         Self::start_with_ttl(id, database_url, NODE_TTL_MS).await
     }
 
-    /// `SKIRMISH_BIN` runs another build of the binary (the benchmark uses the release one).
+    /// `CLUSTER_TEST_BIN` runs another build of the binary (the benchmark uses the release one).
     async fn start_with_ttl(id: &str, database_url: &str, ttl_ms: u64) -> Node {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
-        let binary =
-            std::env::var("SKIRMISH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_skirmish").into());
+        let binary = std::env::var("CLUSTER_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_skirmish").into());
         let child = Command::new(binary)
             .current_dir(dir.path())
             .env_remove("DATABASE_URL")
             .env("SKIRMISH_LISTEN", format!("127.0.0.1:{port}"))
             .env("SKIRMISH_DATABASE_URL", database_url)
             .env("SKIRMISH_API_KEY", API_KEY)
-            .env("SKIRMISH_SECRET", SECRET)
             .env("SKIRMISH_CLUSTER", "true")
             .env("SKIRMISH_NODE_ID", id)
             .env("SKIRMISH_NODE_TTL_MS", ttl_ms.to_string())
@@ -203,12 +201,10 @@ impl Node {
     }
 }
 
+/// Nodes started together on one empty database: they migrate one at a time and agree on one
+/// secret (no `secret` is configured; a resume token signed by one node works on another).
 async fn nodes(database_url: &str, ids: &[&str]) -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for id in ids {
-        nodes.push(Node::start(id, database_url).await);
-    }
-    nodes
+    futures_util::future::join_all(ids.iter().map(|id| Node::start(id, database_url))).await
 }
 
 /// The port of the node a `ws://127.0.0.1:PORT/...` URL points at.
@@ -729,7 +725,7 @@ async fn a_node_cut_off_from_postgres_stops_its_room_and_its_stale_writes_are_re
 
 /// The figures of BENCHMARKS.md ("Cluster"), not a pass/fail test: matchmakes per second over three
 /// nodes, failover time over 5 SIGKILLs, drain time. Run with the release binary:
-/// `cargo build --release -p server && SKIRMISH_BIN=target/release/skirmish
+/// `cargo build --release -p server && CLUSTER_TEST_BIN=target/release/skirmish
 /// TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p server --test cluster
 /// -- --ignored --nocapture cluster_figures`
 #[tokio::test]
@@ -801,7 +797,8 @@ async fn cluster_figures() {
             client.send_input(1, 1.0, 0.0).await;
             players.push(client);
         }
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        // A snapshot follows each join; give it a flush interval to be committed.
+        tokio::time::sleep(Duration::from_millis(600)).await;
         let victim_id = nodes[victim_index].id.clone();
         let victim = nodes.remove(victim_index);
         let killed = Instant::now();

@@ -7,7 +7,8 @@
 //! 3. encodes each event once and queues it on every connection;
 //! 4. encodes the state once and queues the same `Bytes` on every connection (acks ride in `last_seq`);
 //! 5. once a second: expires reservations, dropped players past their grace and an empty room;
-//! 6. every `snapshot_every_ticks`: hands a snapshot to persistence;
+//! 6. every `snapshot_every_ticks`, and at the first tick after the room starts or a player joins:
+//!    hands a snapshot to persistence;
 //! 7. if the match is over: announces results, persists them, closes the sessions with 4001 and stops.
 //!
 //! Tick n is due at `start + n·period`. A late tick runs at once and is counted; if a tick is more than a
@@ -151,6 +152,9 @@ pub struct RoomActor<G: ServerGame> {
     ticks_since_anchor: u32,
     next_housekeeping: Instant,
     empty_since: Option<Instant>,
+    /// A snapshot at the next tick, whatever the period: the room is new or a player joined, and a
+    /// restart (or a failover) must find them.
+    snapshot_soon: bool,
     closed: bool,
     /// The span of what created the room, until the room has started (then dropped, so that the
     /// creating request's span can end).
@@ -187,6 +191,7 @@ impl<G: ServerGame> RoomActor<G> {
             ticks_since_anchor: 0,
             next_housekeeping: now + HOUSEKEEPING_EVERY,
             empty_since: None,
+            snapshot_soon: true,
             closed: false,
             cause,
         }
@@ -259,11 +264,13 @@ impl<G: ServerGame> RoomActor<G> {
             self.housekeeping(ctx, started);
         }
         // 6. snapshot
-        if self
-            .game
-            .tick()
-            .is_multiple_of(u64::from(self.env.timings.snapshot_every_ticks))
+        if self.snapshot_soon
+            || self
+                .game
+                .tick()
+                .is_multiple_of(u64::from(self.env.timings.snapshot_every_ticks))
         {
+            self.snapshot_soon = false;
             self.save_snapshot();
         }
         m::tick_done(started.elapsed());
@@ -460,6 +467,7 @@ impl<G: ServerGame> Handler<Join<G::Input>> for RoomActor<G> {
                     connection: None,
                     dropped_at: None,
                 });
+                self.snapshot_soon = true;
                 self.seats.len() - 1
             }
         };
