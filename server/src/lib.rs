@@ -9,12 +9,14 @@
 //! - [`persistence_actor`], [`persistence_link`]: batched writes of snapshots, rooms and results.
 //! - [`webhooks`]: signed `match.finished` / `room.closed` events, sent at least once from the outbox.
 //! - [`metrics`]: the Prometheus metric names and recorders.
+//! - [`healthcheck`]: `skirmish healthcheck`, the container probe (`GET /healthz` over std TCP).
 //! - [`error_chain`]: log an error with its whole cause chain.
 
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error_chain;
+pub mod healthcheck;
 pub mod http;
 pub mod metrics;
 pub mod persistence_actor;
