@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The Skirmish image, built from source (needs the rust image from a registry):
 #
 #   docker build -t skirmish .
