@@ -10,6 +10,7 @@
 //! - [`webhooks`]: signed `match.finished` / `room.closed` events, sent at least once from the outbox.
 //! - [`cluster`]: cluster mode: the lease, taking over rooms, the drain, calls between nodes.
 //! - [`metrics`]: the Prometheus metric names and recorders.
+//! - [`healthcheck`]: `skirmish healthcheck`, the container probe (`GET /healthz` over std TCP).
 //! - [`error_chain`]: log an error with its whole cause chain.
 
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error_chain;
+pub mod healthcheck;
 pub mod http;
 pub mod metrics;
 pub mod persistence_actor;

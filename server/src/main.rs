@@ -1,12 +1,38 @@
 //! The `skirmish` binary: configuration, logging and traces, the server, and graceful shutdown on
 //! SIGINT/SIGTERM; the spans still buffered are exported before the process exits.
+//!
+//! `skirmish healthcheck` instead probes the server that the same configuration describes (the
+//! container's `HEALTHCHECK`): exit 0 when `/healthz` answers 2xx, 1 otherwise, 2 on a usage error.
 
 use anyhow::Context;
 use server::config::Config;
 use server::startup::Application;
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+const USAGE: &str = "usage: skirmish [healthcheck]";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    match (args.next(), args.next()) {
+        (None, _) => actix_web::rt::System::new().block_on(serve()),
+        (Some(command), None) if command == "healthcheck" => {
+            // The probe's only output, one line for the operator (`docker inspect`); not a log.
+            let code = match server::healthcheck::run() {
+                Ok(_) => 0,
+                Err(reason) => {
+                    eprintln!("skirmish healthcheck: unhealthy: {reason}");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2)
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
     let config = Config::load().context("reading the configuration")?;
     let telemetry = server::telemetry::init_from_env(&config)
         .context("setting up traces (OTEL_* environment variables)")?;
