@@ -97,7 +97,8 @@ pub async fn connect(
 }
 
 /// Cluster mode: a credential for a room this node does not run, but which is open in the
-/// directory, is refused with 409 (the client asks `GET /v1/locate`), before any nonce is spent.
+/// directory, is refused with 409 (the client asks `GET /v1/locate`), before any nonce is spent;
+/// unless this node owns it and is restoring it, which is waited for.
 async fn served_elsewhere(state: &AppState, query: &WsQuery) -> Result<(), ApiError> {
     let now_ms = crate::clock::now_ms();
     let claims = match (&query.ticket, &query.resume) {
@@ -112,14 +113,29 @@ async fn served_elsewhere(state: &AppState, query: &WsQuery) -> Result<(), ApiEr
     if state.registry.get(&claims.room_id).is_some() {
         return Ok(());
     }
-    match state.storage.locate_room(claims.room_id.as_str()).await {
-        Ok(Some(room)) if room.record.status == persistence::RoomStatus::Open => {
-            Err(ApiError::WrongNode(claims.room_id.to_string()))
-        }
-        Ok(_) => Ok(()),
-        Err(error) => Err(super::rooms::directory_unavailable(error)),
+    let room = match state.storage.locate_room(claims.room_id.as_str()).await {
+        Ok(Some(room)) if room.record.status == persistence::RoomStatus::Open => room,
+        Ok(_) => return Ok(()),
+        Err(error) => return Err(super::rooms::directory_unavailable(error)),
+    };
+    let me = state.cluster.as_ref().map(|c| c.node_id.as_str());
+    if room.live_owner.as_ref().map(|(node, _)| node.as_str()) != me {
+        return Err(ApiError::WrongNode(claims.room_id.to_string()));
     }
+    // This node has just claimed the room and is restoring it (locate already points here):
+    // wait for the room rather than send the client away.
+    for _ in 0..RESTORE_WAIT_STEPS {
+        actix_rt::time::sleep(RESTORE_WAIT_STEP).await;
+        if state.registry.get(&claims.room_id).is_some() {
+            return Ok(());
+        }
+    }
+    Err(super::rooms::between_owners(claims.room_id.as_str()))
 }
+
+/// How long an upgrade waits for a room this node is restoring: 40 × 25 ms.
+const RESTORE_WAIT_STEPS: u32 = 40;
+const RESTORE_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Checks the ticket (signature, expiry, single use, seat) or the resume token (signature, slot).
 fn admit(
