@@ -16,8 +16,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::proxy::{Proxy, through};
-use common::{API_KEY, Client, Received};
-use game_core::arena::ARENA_SIZE;
+use common::{API_KEY, Client, Received, Seen, seen_in, towards_nearest_pickup};
 use persistence::sea_orm::{self, ConnectionTrait, Database, Statement};
 use persistence::test_support::FreshPostgres;
 use protocol::{ServerMessage, close};
@@ -214,30 +213,6 @@ fn port_of(url: &str) -> u16 {
     authority.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Seen {
-    tick: u64,
-    x: f32,
-    y: f32,
-    score: u32,
-    last_seq: u32,
-}
-
-fn seen_in(message: &ServerMessage, player: &str) -> Option<Seen> {
-    match message {
-        ServerMessage::State { tick, .. } => {
-            common::row_of(message, player).map(|(x, y, score, last_seq)| Seen {
-                tick: *tick,
-                x,
-                y,
-                score,
-                last_seq,
-            })
-        }
-        _ => None,
-    }
-}
-
 /// Chases the nearest pickup until the player has scored; returns what it saw and the next seq.
 async fn score_a_point(client: &mut Client, mut seq: u32) -> (Seen, u32) {
     let player = client.player_id.clone();
@@ -251,20 +226,8 @@ async fn score_a_point(client: &mut Client, mut seq: u32) -> (Seen, u32) {
             return (me, seq + 1);
         }
         assert!(Instant::now() < deadline, "never reached a pickup: {me:?}");
-        let target = match &message {
-            ServerMessage::State { state, .. } => {
-                state.pickups.iter().map(|p| (p.1, p.2)).min_by(|a, b| {
-                    let da = (a.0 - me.x).powi(2) + (a.1 - me.y).powi(2);
-                    let db = (b.0 - me.x).powi(2) + (b.1 - me.y).powi(2);
-                    da.total_cmp(&db)
-                })
-            }
-            _ => None,
-        }
-        .unwrap_or((ARENA_SIZE / 2.0, ARENA_SIZE / 2.0));
-        let (dx, dy) = (target.0 - me.x, target.1 - me.y);
-        let length = (dx * dx + dy * dy).sqrt().max(1e-3);
-        client.send_input(seq, dx / length, dy / length).await;
+        let (dx, dy) = towards_nearest_pickup(&message, &me);
+        client.send_input(seq, dx, dy).await;
         seq += 1;
     }
 }

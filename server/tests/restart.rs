@@ -12,9 +12,8 @@ mod common;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{API_KEY, Client, Received};
+use common::{API_KEY, Client, Received, Seen, seen_in, towards_nearest_pickup};
 use futures_util::StreamExt;
-use game_core::arena::ARENA_SIZE;
 use persistence::{PoolOptions, RoomStatus, Storage};
 use protocol::{ServerMessage, close};
 use serde_json::{Value, json};
@@ -168,49 +167,6 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// What the client saw of its player at some tick.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Seen {
-    tick: u64,
-    x: f32,
-    y: f32,
-    score: u32,
-    last_seq: u32,
-}
-
-fn seen_in(message: &ServerMessage, player: &str) -> Option<Seen> {
-    match message {
-        ServerMessage::State { tick, .. } => {
-            common::row_of(message, player).map(|(x, y, score, last_seq)| Seen {
-                tick: *tick,
-                x,
-                y,
-                score,
-                last_seq,
-            })
-        }
-        _ => None,
-    }
-}
-
-/// A unit direction from the player towards the nearest pickup (or the centre if none).
-fn towards_nearest_pickup(message: &ServerMessage, me: &Seen) -> (f32, f32) {
-    let target = match message {
-        ServerMessage::State { state, .. } => {
-            state.pickups.iter().map(|p| (p.1, p.2)).min_by(|a, b| {
-                let da = (a.0 - me.x).powi(2) + (a.1 - me.y).powi(2);
-                let db = (b.0 - me.x).powi(2) + (b.1 - me.y).powi(2);
-                da.total_cmp(&db)
-            })
-        }
-        _ => None,
-    }
-    .unwrap_or((ARENA_SIZE / 2.0, ARENA_SIZE / 2.0));
-    let (dx, dy) = (target.0 - me.x, target.1 - me.y);
-    let length = (dx * dx + dy * dy).sqrt().max(1e-3);
-    (dx / length, dy / length)
 }
 
 /// Chases pickups until the player has scored (at most 20 s): position, score and tick all move.

@@ -80,6 +80,16 @@ pub struct RoomHost {
     pub store: Arc<PersistenceLink>,
 }
 
+impl RoomHost {
+    fn open_rooms(&self) -> Vec<Arc<crate::room::registry::RoomEntry>> {
+        self.registry
+            .entries()
+            .into_iter()
+            .filter(|entry| entry.shared.is_open())
+            .collect()
+    }
+}
+
 /// This node's membership of the cluster.
 pub struct Cluster {
     pub node_id: String,
@@ -231,12 +241,7 @@ impl Cluster {
         self.clock.revoke();
         *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = None;
         crate::metrics::lease_lost();
-        let rooms: Vec<_> = host
-            .registry
-            .entries()
-            .into_iter()
-            .filter(|entry| entry.shared.is_open())
-            .collect();
+        let rooms = host.open_rooms();
         error!(node_id = %self.node_id, rooms = rooms.len(), reason = why, "lease lost: this node's rooms stop here");
         for entry in rooms {
             actix_rt::spawn(entry.port.close(CloseKind::LeaseLost));
@@ -347,12 +352,7 @@ impl Cluster {
         if let Err(error) = self.storage.set_draining(&lease).await {
             warn!(error = %ErrorChain(&error), "marking the node draining failed");
         }
-        let rooms: Vec<_> = host
-            .registry
-            .entries()
-            .into_iter()
-            .filter(|entry| entry.shared.is_open())
-            .collect();
+        let rooms = host.open_rooms();
         let ids: Vec<String> = rooms.iter().map(|e| e.shared.id.to_string()).collect();
         let handed_off = ids.len();
         futures_util::future::join_all(rooms.iter().map(|e| e.port.close(CloseKind::Handoff)))

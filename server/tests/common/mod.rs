@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use game_core::Seq;
-use game_core::arena::RawDirection;
+use game_core::arena::{ARENA_SIZE, RawDirection};
 use protocol::{ClientMessage, ServerMessage};
 use serde_json::{Value, json};
 use server::config::Config;
@@ -313,4 +313,47 @@ pub fn row_of(message: &ServerMessage, player: &str) -> Option<(f32, f32, u32, u
             .map(|p| (p.1, p.2, p.3, p.4)),
         _ => None,
     }
+}
+
+/// What the client saw of its player at some tick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seen {
+    pub tick: u64,
+    pub x: f32,
+    pub y: f32,
+    pub score: u32,
+    pub last_seq: u32,
+}
+
+pub fn seen_in(message: &ServerMessage, player: &str) -> Option<Seen> {
+    match message {
+        ServerMessage::State { tick, .. } => {
+            row_of(message, player).map(|(x, y, score, last_seq)| Seen {
+                tick: *tick,
+                x,
+                y,
+                score,
+                last_seq,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A unit direction from the player towards the nearest pickup (or the centre if none).
+pub fn towards_nearest_pickup(message: &ServerMessage, me: &Seen) -> (f32, f32) {
+    let target = match message {
+        ServerMessage::State { state, .. } => {
+            state.pickups.iter().map(|p| (p.1, p.2)).min_by(|a, b| {
+                let da = (a.0 - me.x).powi(2) + (a.1 - me.y).powi(2);
+                let db = (b.0 - me.x).powi(2) + (b.1 - me.y).powi(2);
+                da.total_cmp(&db)
+            })
+        }
+        _ => None,
+    }
+    .unwrap_or((ARENA_SIZE / 2.0, ARENA_SIZE / 2.0));
+    let (dx, dy) = (target.0 - me.x, target.1 - me.y);
+    let length = (dx * dx + dy * dy).sqrt().max(1e-3);
+    (dx / length, dy / length)
 }
