@@ -102,6 +102,8 @@ pub struct Cluster {
     lease: Mutex<Option<NodeLease>>,
     draining: AtomicBool,
     stopped: AtomicBool,
+    /// A takeover is running: the next one waits (restoring many rooms must not delay heartbeats).
+    taking_over: AtomicBool,
     http: reqwest::Client,
 }
 
@@ -140,6 +142,7 @@ impl Cluster {
             lease: Mutex::new(Some(lease)),
             draining: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            taking_over: AtomicBool::new(false),
             http,
         }))
     }
@@ -188,7 +191,7 @@ impl Cluster {
         });
     }
 
-    async fn keep_once(&self, host: &RoomHost, timeout: Duration) {
+    async fn keep_once(self: &Arc<Self>, host: &RoomHost, timeout: Duration) {
         let Some(lease) = self.lease() else {
             self.register_again(timeout).await;
             return;
@@ -200,10 +203,18 @@ impl Cluster {
             tokio::time::timeout(timeout, self.storage.heartbeat(&lease, self.ttl, &load)).await;
         match renewal {
             Ok(Ok(true)) => {
-                self.clock
-                    .renew(lease.incarnation, sent + Self::local_validity(self.ttl));
+                // A draining node keeps its row alive (locate still answers from it) but lets its
+                // rooms' clock run out: none may tick once the rooms are released.
                 if !self.is_draining() {
-                    self.take_over(host, &lease, rooms_owned).await;
+                    self.clock
+                        .renew(lease.incarnation, sent + Self::local_validity(self.ttl));
+                }
+                if !self.is_draining() && !self.taking_over.swap(true, Ordering::AcqRel) {
+                    let (cluster, host) = (self.clone(), host.clone());
+                    actix_rt::spawn(async move {
+                        cluster.take_over(&host, &lease, rooms_owned).await;
+                        cluster.taking_over.store(false, Ordering::Release);
+                    });
                 }
             }
             Ok(Ok(false)) => self.lose(host, "the lease had expired before it was renewed"),
@@ -290,6 +301,10 @@ impl Cluster {
             }
         };
         for room in claimed {
+            if self.is_draining() {
+                // Claimed but not started: the drain releases it with the others.
+                continue;
+            }
             let ownership = Ownership {
                 incarnation: lease.incarnation,
                 fence: room.record.owner.fence,
@@ -352,6 +367,10 @@ impl Cluster {
         if let Err(error) = self.storage.set_draining(&lease).await {
             warn!(error = %ErrorChain(&error), "marking the node draining failed");
         }
+        // A takeover under way finishes first, so that every room it starts is handed off too.
+        while self.taking_over.load(Ordering::Acquire) {
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
         let rooms = host.open_rooms();
         let ids: Vec<String> = rooms.iter().map(|e| e.shared.id.to_string()).collect();
         let handed_off = ids.len();
@@ -360,6 +379,9 @@ impl Cluster {
         if let Err(error) = host.store.flush().await {
             error!(error = %ErrorChain(&error), "final flush before the handoff failed; the rooms resume from older snapshots");
         }
+        // From here no room of this node may tick (one created during the drain stops at its next
+        // tick, with 4005): released rooms can be claimed at once.
+        self.clock.revoke();
         match self.storage.release_rooms(&lease).await {
             Ok(released) => info!(released, "rooms released to the cluster"),
             Err(error) => {
