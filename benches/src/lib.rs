@@ -28,7 +28,7 @@ pub fn busy_arena(players: u32) -> Arena {
 }
 
 /// One room as the room actor runs it, without the actor: each player's input cell, the game, the
-/// state encoder, and per player the session's outbound queue and the response body that drains it.
+/// state encoder, and per player the connection's outbound queue and the response body that drains it.
 pub struct RoomTick {
     arena: Arena,
     sessions: Vec<FakeConnection>,
@@ -40,8 +40,8 @@ pub struct RoomTick {
 struct FakeConnection {
     player: PlayerId,
     input: std::sync::Arc<server::room::input::InputCell<Direction>>,
-    queue: std::sync::Arc<server::session::outbound::Outbound>,
-    body: server::session::outbound::OutboundBody,
+    queue: std::sync::Arc<server::transport::outbound::Outbound>,
+    body: server::transport::outbound::OutboundBody,
 }
 
 impl RoomTick {
@@ -51,12 +51,14 @@ impl RoomTick {
             .players()
             .into_iter()
             .map(|player| {
-                let queue =
-                    server::session::outbound::Outbound::new(64, std::time::Duration::from_secs(5));
+                let queue = server::transport::outbound::Outbound::new(
+                    64,
+                    std::time::Duration::from_secs(5),
+                );
                 FakeConnection {
                     player,
                     input: std::sync::Arc::default(),
-                    body: server::session::outbound::OutboundBody::new(queue.clone()),
+                    body: server::transport::outbound::OutboundBody::new(queue.clone()),
                     queue,
                 }
             })

@@ -5,8 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use server::config::Config;
 use server::http::{CreateRoomRequest, MatchmakeRequest, NewRoom, SeatRequest, parse_player};
-use server::room::Modes;
+use server::modes::Modes;
+use server::session::SessionSettings;
 
 fn valid_player(id: &str) {
     assert!((1..=64).contains(&id.len()), "{id:?}");
@@ -36,7 +38,9 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(player) = parse_player(&raw.player_id) {
             valid_player(player.as_str());
         }
-        if let Some(mode) = Modes::standard().get(&raw.mode) {
+        if let Some(mode) =
+            Modes::standard(SessionSettings::from_config(&Config::default()).into()).get(&raw.mode)
+        {
             assert_eq!(mode.name(), raw.mode);
         }
     }

@@ -18,10 +18,10 @@ use crate::config::Config;
 use crate::domain::tickets::{Signer, UsedNonces};
 use crate::domain::{RoomId, RoomSettings};
 use crate::http::{self, AppState};
+use crate::modes::{Modes, Restored};
 use crate::room::messages::CloseKind;
-use crate::room::modes::Restored;
 use crate::room::registry::{Ownership, RoomRegistry};
-use crate::room::{Modes, RoomEnv, RoomTimings};
+use crate::room::{RoomEnv, RoomTimings};
 use crate::session::SessionSettings;
 
 /// How long shutdown waits for webhook attempts under way to be recorded.
@@ -126,7 +126,8 @@ impl Application {
             cluster.as_ref().map(|c| c.clock.clone()),
             arbiters.iter().map(|a| a.handle()).collect(),
         ));
-        let modes = Arc::new(Modes::standard());
+        let sessions = Arc::new(SessionSettings::from_config(&config));
+        let modes = Arc::new(Modes::standard(sessions.clone()));
         // Restored rooms' start spans are children of this span. In a cluster, rooms without a
         // live owner are claimed by the keeper instead, on whichever node gets them.
         if cluster.is_none() {
@@ -135,14 +136,6 @@ impl Application {
                 .await?;
         }
 
-        let sessions = Arc::new(SessionSettings {
-            max_frame_bytes: config.max_frame_bytes,
-            heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
-            client_timeout: Duration::from_millis(config.client_timeout_ms),
-            resume_grace: config.resume_grace(),
-            outbound_max_bytes: config.outbound_max_bytes(),
-            slow_client_timeout: Duration::from_millis(config.slow_client_timeout_ms),
-        });
         let config = Arc::new(config);
         let state = web::Data::new(AppState {
             config: config.clone(),

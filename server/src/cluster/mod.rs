@@ -18,10 +18,11 @@ use persistence::cluster::{NodeLease, NodeLoad};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::error_chain::ErrorChain;
+use crate::modes::Modes;
 use crate::persistence_link::PersistenceLink;
+use crate::room::RoomEnv;
 use crate::room::messages::CloseKind;
 use crate::room::registry::{Ownership, RoomRegistry};
-use crate::room::{Modes, RoomEnv};
 
 /// How long this node's lease holds, as its own monotonic clock sees it.
 ///

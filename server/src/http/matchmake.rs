@@ -172,7 +172,7 @@ fn seat_here(
 /// A new room here (call with `state.matchmaking` held) and a seat in it.
 async fn create_and_seat(
     state: &AppState,
-    mode: &dyn crate::room::GameMode,
+    mode: &dyn crate::modes::GameMode,
     player: &game_core::PlayerId,
 ) -> Result<HttpResponse, ApiError> {
     // The room's start span is a child of this one (the actor gets the current span).

@@ -24,8 +24,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
 use crate::domain::tickets::{Signer, UsedNonces};
+use crate::modes::Modes;
+use crate::room::RoomEnv;
 use crate::room::registry::RoomRegistry;
-use crate::room::{Modes, RoomEnv};
 use crate::session::SessionSettings;
 use errors::ApiError;
 // The request bodies and their validation, for the fuzz targets (`fuzz/fuzz_targets/http_bodies.rs`).

@@ -15,7 +15,7 @@ use super::matchmake::{self, MatchmakeBody, MatchmakeRequest};
 use super::results::{self, ResultsBody};
 use super::rooms::{self, CreateRoomRequest, RoomBody, RoomList, SeatBody, SeatRequest};
 use super::ws;
-use crate::room::Modes;
+use crate::modes::Modes;
 use crate::webhooks::events::PlayerResult;
 
 #[derive(OpenApi)]

@@ -18,7 +18,7 @@ use super::errors::{ApiError, ErrorBody};
 use crate::cluster::forward::is_forwarded;
 use crate::domain::tickets::{Claims, TokenKind, new_nonce};
 use crate::domain::{RoomId, RoomSettings};
-use crate::room::GameMode;
+use crate::modes::GameMode;
 use crate::room::messages::CloseKind;
 use crate::room::registry::{Ownership, RoomEntry, RoomSummary, SeatError};
 

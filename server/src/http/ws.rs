@@ -12,8 +12,8 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::errors::{ApiError, ErrorBody};
 use crate::domain::tickets::{TicketError, TokenKind};
-use crate::room::port::SessionStart;
-use crate::session::outbound::{Outbound, OutboundBody};
+use crate::transport::Socket;
+use crate::transport::outbound::{Outbound, OutboundBody};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -81,14 +81,13 @@ pub async fn connect(
         actix_ws::handle(&req, payload).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let sessions = &state.sessions;
     let outbound = Outbound::new(sessions.outbound_max_bytes, sessions.slow_client_timeout);
-    entry.port.start_session(SessionStart {
-        room_id: entry.shared.id.clone(),
+    entry.port.connect(
         player,
-        tick_rate: entry.shared.settings.tick_rate,
-        stream,
-        outbound: outbound.clone(),
-        settings: sessions.clone(),
-    });
+        Socket {
+            frames: stream,
+            outbound: outbound.clone(),
+        },
+    );
     Ok(response
         .message_body(BodyStream::new(OutboundBody::new(outbound)).boxed())
         // The body error is not Send; its text is all it carries.

@@ -1,13 +1,15 @@
 //! Messages a room handles and sends.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use actix::{Message, Recipient};
+use actix::{MailboxError, Message, Recipient};
 use game_core::{JoinError, PlayerId};
 use protocol::ChatText;
 
 use super::input::InputCell;
-use crate::session::outbound::Outbound;
+use crate::transport::outbound::Outbound;
 
 /// A connection of a player, as the room knows it.
 #[derive(Debug, Clone)]
@@ -29,6 +31,48 @@ pub struct Join<I: 'static> {
 
 impl<I: Send + 'static> Message for Join<I> {
     type Result = Result<Arc<InputCell<I>>, JoinError>;
+}
+
+/// The answer to a [`Join`], as a session awaits it.
+pub type JoinAnswer<I> =
+    Pin<Box<dyn Future<Output = Result<Result<Arc<InputCell<I>>, JoinError>, MailboxError>>>>;
+
+/// The messages a session sends its room. Implemented by the room's address, so a session reaches
+/// its room without knowing the room actor's type.
+pub trait RoomMailbox<I: Send + 'static> {
+    fn join(&self, join: Join<I>) -> JoinAnswer<I>;
+    fn chat(&self, chat: Chat);
+    fn disconnect(&self, disconnect: Disconnect);
+}
+
+/// The room as a session reaches it: its messages, not its actor. One address behind it (not one
+/// `Recipient` per message), so a connection holds no more than it did with the actor's `Addr`.
+pub struct RoomHandle<I: Send + 'static>(Box<dyn RoomMailbox<I>>);
+
+impl<I: Send + 'static> RoomHandle<I> {
+    pub fn new(room: impl RoomMailbox<I> + 'static) -> Self {
+        Self(Box::new(room))
+    }
+
+    /// Asks for the player's slot; resolves to the input cell, or why not (an error of the mailbox
+    /// means the room has stopped).
+    pub fn join(&self, join: Join<I>) -> JoinAnswer<I> {
+        self.0.join(join)
+    }
+
+    pub fn chat(&self, chat: Chat) {
+        self.0.chat(chat);
+    }
+
+    pub fn disconnect(&self, disconnect: Disconnect) {
+        self.0.disconnect(disconnect);
+    }
+}
+
+impl<I: Send + 'static> std::fmt::Debug for RoomHandle<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomHandle").finish_non_exhaustive()
+    }
 }
 
 /// A session ended. `left` (a `leave` or a close with 1000) frees the slot at once; otherwise the

@@ -14,9 +14,9 @@
 //! Tick n is due at `start + n·period`. A late tick runs at once and is counted; if a tick is more than a
 //! whole period late the schedule is re-anchored instead of running a burst of catch-up ticks.
 
+pub mod game;
 pub mod input;
 pub mod messages;
-pub mod modes;
 pub mod port;
 pub mod registry;
 
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, MessageResult};
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, MessageResult};
 use actix_rt::ArbiterHandle;
 use bytes::Bytes;
 use game_core::{GameEvent, JoinError, PlayerId, RankedResult};
@@ -32,14 +32,17 @@ use protocol::StateEncoder;
 use time::OffsetDateTime;
 use tracing::{Span, debug, info, info_span, warn};
 
+pub use self::game::ServerGame;
 use self::input::InputCell;
-use self::messages::{Chat, CloseKind, CloseReason, CloseRoom, Connection, Disconnect, Join, Kick};
-pub use self::modes::{GameMode, Modes, ServerGame};
+use self::messages::{
+    Chat, CloseKind, CloseReason, CloseRoom, Connection, Disconnect, Join, JoinAnswer, Kick,
+    RoomHandle, RoomMailbox,
+};
 use self::registry::{RoomRegistry, RoomShared};
 use crate::domain::RoomSettings;
 use crate::domain::tickets::{Claims, Signer, TokenKind, new_nonce};
 use crate::metrics as m;
-use crate::session::outbound::Push;
+use crate::transport::outbound::Push;
 
 /// A tick that starts this much after it was due counts as late.
 pub const LATE_TICK_THRESHOLD: Duration = Duration::from_millis(5);
@@ -162,6 +165,27 @@ pub struct RoomActor<G: ServerGame> {
 }
 
 impl<G: ServerGame> RoomActor<G> {
+    /// Starts a room on the next arbiter of the pool.
+    pub fn start_next(
+        env: &Arc<RoomEnv>,
+        shared: Arc<RoomShared>,
+        game: G,
+        restored_players: Vec<PlayerId>,
+    ) -> Addr<Self> {
+        let arbiter = env.next_arbiter();
+        let env = env.clone();
+        // The request (or restore) that creates the room: the room's start span is its child.
+        let cause = tracing::Span::current();
+        Self::start_in_arbiter(&arbiter, move |_| {
+            Self::new(env, shared, game, restored_players, cause)
+        })
+    }
+
+    /// The room's message API, which is all a session gets to see of it.
+    pub fn handle(room: &Addr<Self>) -> RoomHandle<G::Input> {
+        RoomHandle::new(room.clone())
+    }
+
     fn new(
         env: Arc<RoomEnv>,
         shared: Arc<RoomShared>,
@@ -421,6 +445,20 @@ impl<G: ServerGame> RoomActor<G> {
             expires_at_ms,
             nonce: new_nonce(),
         })
+    }
+}
+
+impl<G: ServerGame> RoomMailbox<G::Input> for Addr<RoomActor<G>> {
+    fn join(&self, join: Join<G::Input>) -> JoinAnswer<G::Input> {
+        Box::pin(self.send(join))
+    }
+
+    fn chat(&self, chat: Chat) {
+        self.do_send(chat);
+    }
+
+    fn disconnect(&self, disconnect: Disconnect) {
+        self.do_send(disconnect);
     }
 }
 

@@ -2,12 +2,13 @@
 //!
 //! It consumes the incoming frame stream, decodes each frame once with the protocol crate, applies
 //! the rate limits, writes inputs into the player's input cell and forwards chat to the room. The
-//! room queues states and events straight onto the connection's [`outbound::Outbound`]; the session
+//! room queues states and events straight onto the connection's [`Outbound`]; the session
 //! adds its own replies (pong, error) there. It keeps the heartbeat and runs the close handshake:
 //! after sending its close frame it reads and discards until the client answers, waiting up to the
 //! resume grace for the frame to get out and about a second for the answer once it is out.
+//!
+//! It knows its room only by the room's messages ([`RoomHandle`]) and input cell, never the actor.
 
-pub mod outbound;
 pub mod rate;
 
 use std::collections::VecDeque;
@@ -16,21 +17,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, StreamHandler,
-    WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler, WrapFuture,
 };
 use actix_ws::{CloseCode, Message, ProtocolError as WsError};
 use game_core::PlayerId;
 use protocol::{ClientMessage, ErrorCode, ProtocolError, close};
 use tracing::{debug, info_span};
 
-use self::outbound::{Outbound, Phase};
 use self::rate::TokenBucket;
+use crate::domain::RoomId;
 use crate::metrics as m;
+use crate::room::ServerGame;
 use crate::room::input::InputCell;
-use crate::room::messages::{Chat, Connection, Disconnect, Join, Kick};
-use crate::room::port::SessionStart;
-use crate::room::{RoomActor, ServerGame};
+use crate::room::messages::{Chat, Connection, Disconnect, Join, Kick, RoomHandle};
+use crate::transport::outbound::{Outbound, Phase};
 
 /// A session that sends more invalid frames than this within [`ABUSE_WINDOW`] is closed with 1008.
 pub const MAX_INVALID_FRAMES: usize = 10;
@@ -54,12 +54,44 @@ pub struct SessionSettings {
     pub slow_client_timeout: Duration,
 }
 
+/// Everything a new session needs: the accepted connection and what it was admitted to.
+pub struct SessionStart {
+    pub room_id: RoomId,
+    pub player: PlayerId,
+    pub tick_rate: u32,
+    pub stream: actix_ws::MessageStream,
+    pub outbound: Arc<Outbound>,
+    pub settings: Arc<SessionSettings>,
+}
+
+impl std::fmt::Debug for SessionStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStart")
+            .field("room_id", &self.room_id)
+            .field("player", &self.player)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionSettings {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            max_frame_bytes: config.max_frame_bytes,
+            heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
+            client_timeout: Duration::from_millis(config.client_timeout_ms),
+            resume_grace: config.resume_grace(),
+            outbound_max_bytes: config.outbound_max_bytes(),
+            slow_client_timeout: Duration::from_millis(config.slow_client_timeout_ms),
+        }
+    }
+}
+
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 pub struct SessionActor<G: ServerGame> {
     connection_id: u64,
     player: PlayerId,
-    room: Addr<RoomActor<G>>,
+    room: RoomHandle<G::Input>,
     outbound: Arc<Outbound>,
     settings: Arc<SessionSettings>,
     input: Option<Arc<InputCell<G::Input>>>,
@@ -78,7 +110,7 @@ pub struct SessionActor<G: ServerGame> {
 }
 
 impl<G: ServerGame> SessionActor<G> {
-    pub fn spawn(room: Addr<RoomActor<G>>, start: SessionStart) {
+    pub fn spawn(room: RoomHandle<G::Input>, start: SessionStart) {
         let now = Instant::now();
         let connection_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         // A client may send about twice the room's tick rate, with a burst of the same size.
@@ -198,7 +230,7 @@ impl<G: ServerGame> SessionActor<G> {
             }
             ClientMessage::Chat { text } => {
                 if self.chats.try_take(now) {
-                    self.room.do_send(Chat {
+                    self.room.chat(Chat {
                         from: self.player.clone(),
                         text,
                     });
@@ -243,7 +275,7 @@ impl<G: ServerGame> Actor for SessionActor<G> {
         // Frames are not processed until the room has answered: an input needs the cell.
         ctx.wait(
             self.room
-                .send(join)
+                .join(join)
                 .into_actor(self)
                 .map(|answer, session, ctx| match answer {
                     Ok(Ok(cell)) => session.input = Some(cell),
@@ -264,7 +296,7 @@ impl<G: ServerGame> Actor for SessionActor<G> {
     fn stopped(&mut self, _: &mut Context<Self>) {
         m::client_disconnected();
         self.outbound.finish();
-        self.room.do_send(Disconnect {
+        self.room.disconnect(Disconnect {
             player: self.player.clone(),
             connection_id: self.connection_id,
             left: self.left,

@@ -1,4 +1,4 @@
-//! A session's outbound queue and the WebSocket response body that drains it.
+//! A connection's outbound queue and the WebSocket response body that drains it.
 //!
 //! The room pushes each tick's `state` (the same `Bytes` for every session) straight into this
 //! bounded queue; actix-web's connection dispatcher polls [`OutboundBody`] whenever the socket can take

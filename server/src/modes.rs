@@ -1,32 +1,25 @@
-//! Game modes by name. Adding a game means implementing [`ServerGame`] for it and adding one line to
-//! [`Modes::standard`]; the actors are generic and stay untouched.
+//! Game modes by name, and the wiring of a game's rooms to their sessions.
+//!
+//! Adding a game means implementing [`ServerGame`] for it and adding one line to
+//! [`Modes::standard`]; the actors are generic and stay untouched. This is the one place that knows
+//! a room's game, the room actor and the session actor together: rooms and sessions do not import
+//! each other, so starting a session for a room is composed here.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use actix::Actor;
-use game_core::arena::{Arena, ArenaConfig};
-use game_core::{Game, PlayerId, RestoreError};
+use actix::Addr;
+use game_core::arena::Arena;
+use game_core::{PlayerId, RestoreError};
 use time::OffsetDateTime;
 
-use super::registry::{Ownership, RoomEntry, RoomShared};
-use super::{RoomActor, RoomEnv};
 use crate::domain::{RoomId, RoomSettings};
-
-/// A game the server can host: how a matchmaker's room settings become the game's config.
-pub trait ServerGame: Game + Unpin {
-    fn config_for(settings: &RoomSettings) -> Self::Config;
-}
-
-impl ServerGame for Arena {
-    fn config_for(settings: &RoomSettings) -> ArenaConfig {
-        ArenaConfig {
-            max_players: settings.max_players,
-            tick_rate: settings.tick_rate,
-            duration_s: settings.duration_s,
-        }
-    }
-}
+use crate::room::messages::{CloseKind, CloseRoom};
+use crate::room::port::{BoxFuture, RoomPort};
+use crate::room::registry::{Ownership, RoomEntry, RoomShared};
+use crate::room::{RoomActor, RoomEnv, ServerGame};
+use crate::session::{SessionActor, SessionSettings, SessionStart};
+use crate::transport::Socket;
 
 /// A room being brought back after a restart.
 #[derive(Debug)]
@@ -57,26 +50,61 @@ pub trait GameMode: Send + Sync {
     ) -> Result<Arc<RoomEntry>, RestoreError>;
 }
 
-struct Mode<G>(PhantomData<fn() -> G>);
+/// A room of game `G` as the registry holds it: its actor, and what its sessions need.
+struct Port<G: ServerGame> {
+    room: Addr<RoomActor<G>>,
+    room_id: RoomId,
+    tick_rate: u32,
+    sessions: Arc<SessionSettings>,
+}
+
+impl<G: ServerGame> RoomPort for Port<G> {
+    fn connect(&self, player: PlayerId, socket: Socket) {
+        SessionActor::<G>::spawn(
+            RoomActor::handle(&self.room),
+            SessionStart {
+                room_id: self.room_id.clone(),
+                player,
+                tick_rate: self.tick_rate,
+                stream: socket.frames,
+                outbound: socket.outbound,
+                settings: self.sessions.clone(),
+            },
+        );
+    }
+
+    fn close(&self, kind: CloseKind) -> BoxFuture {
+        let request = self.room.send(CloseRoom::new(kind));
+        Box::pin(async move {
+            // An error means the room already stopped, which is what was asked.
+            let _ = request.await;
+        })
+    }
+}
+
+struct Mode<G> {
+    sessions: Arc<SessionSettings>,
+    game: PhantomData<fn() -> G>,
+}
 
 impl<G: ServerGame> Mode<G> {
     fn start(
+        &self,
         env: &Arc<RoomEnv>,
         shared: Arc<RoomShared>,
         game: G,
         restored_players: Vec<PlayerId>,
     ) -> Arc<RoomEntry> {
-        let arbiter = env.next_arbiter();
-        let actor_env = env.clone();
-        let actor_shared = shared.clone();
-        // The request (or restore) that creates the room: the room's start span is its child.
-        let cause = tracing::Span::current();
-        let addr = RoomActor::<G>::start_in_arbiter(&arbiter, move |_| {
-            RoomActor::new(actor_env, actor_shared, game, restored_players, cause)
-        });
+        let room = RoomActor::<G>::start_next(env, shared.clone(), game, restored_players);
+        let port = Port {
+            room,
+            room_id: shared.id.clone(),
+            tick_rate: shared.settings.tick_rate,
+            sessions: self.sessions.clone(),
+        };
         let entry = Arc::new(RoomEntry {
             shared,
-            port: Box::new(addr),
+            port: Box::new(port),
         });
         env.registry.insert(entry.clone());
         entry
@@ -102,7 +130,7 @@ impl<G: ServerGame> GameMode for Mode<G> {
         if let Some(store) = &env.store {
             store.room_changed(&shared, &settings);
         }
-        Self::start(env, shared, game, Vec::new())
+        self.start(env, shared, game, Vec::new())
     }
 
     fn restore(
@@ -121,13 +149,14 @@ impl<G: ServerGame> GameMode for Mode<G> {
         for player in &players {
             shared.seat_restored(player);
         }
-        Ok(Self::start(env, shared, game, players))
+        Ok(self.start(env, shared, game, players))
     }
 }
 
-#[derive(Default)]
 pub struct Modes {
     modes: Vec<Box<dyn GameMode>>,
+    /// What the sessions of every room share.
+    sessions: Arc<SessionSettings>,
 }
 
 impl std::fmt::Debug for Modes {
@@ -139,15 +168,21 @@ impl std::fmt::Debug for Modes {
 }
 
 impl Modes {
-    /// The games this server hosts.
-    pub fn standard() -> Self {
-        let mut modes = Self::default();
+    /// The games this server hosts, their sessions run with `sessions`.
+    pub fn standard(sessions: Arc<SessionSettings>) -> Self {
+        let mut modes = Self {
+            modes: Vec::new(),
+            sessions,
+        };
         modes.register::<Arena>();
         modes
     }
 
     pub fn register<G: ServerGame>(&mut self) {
-        self.modes.push(Box::new(Mode::<G>(PhantomData)));
+        self.modes.push(Box::new(Mode::<G> {
+            sessions: self.sessions.clone(),
+            game: PhantomData,
+        }));
     }
 
     /// The names clients may ask for, in registration order (the OpenAPI `mode` enum).
