@@ -43,8 +43,12 @@ enum Added {
 
 const PG_TRIGGER: &str = r#"
 CREATE FUNCTION skirmish_fenced_snapshot() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    current_fence bigint;
 BEGIN
-    IF EXISTS (SELECT 1 FROM rooms WHERE id = NEW.room_id AND fence <> NEW.fence) THEN
+    -- FOR SHARE waits for a claim in progress on the room, so the check sees its new fence.
+    SELECT fence INTO current_fence FROM rooms WHERE id = NEW.room_id FOR SHARE;
+    IF FOUND AND current_fence <> NEW.fence THEN
         RETURN NULL;
     END IF;
     RETURN NEW;

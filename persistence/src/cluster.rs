@@ -117,14 +117,16 @@ impl Storage {
         migrated
     }
 
-    /// Registers `node_id` as a new incarnation, live for `ttl`. Rooms owned by an earlier
-    /// incarnation become claimable at once (by anyone, this node included).
+    /// Registers `node_id` as a new incarnation, live for `ttl`; rooms owned by an earlier
+    /// incarnation become claimable (by anyone, this node included). `None` while an earlier
+    /// incarnation's lease is still live: taking its row then would let its rooms be claimed while
+    /// it may still tick them.
     pub async fn register_node(
         &self,
         node_id: &str,
         public_url: &str,
         ttl: Duration,
-    ) -> Result<NodeLease, StorageError> {
+    ) -> Result<Option<NodeLease>, StorageError> {
         let row = self
             .db
             .query_one(stmt(
@@ -134,15 +136,18 @@ impl Storage {
                  ON CONFLICT (node_id) DO UPDATE SET incarnation = nodes.incarnation + 1, \
                      public_url = excluded.public_url, draining = false, rooms = 0, players = 0, \
                      started_at = now(), heartbeat_at = now(), expires_at = excluded.expires_at \
+                 WHERE nodes.expires_at <= now() \
                  RETURNING incarnation",
                 vec![node_id.into(), public_url.into(), ms(ttl).into()],
             ))
-            .await?
-            .ok_or_else(|| StorageError::Corrupt("registering the node returned no row".into()))?;
-        Ok(NodeLease {
-            node_id: node_id.to_owned(),
-            incarnation: row.try_get("", "incarnation")?,
+            .await?;
+        row.map(|row| {
+            Ok(NodeLease {
+                node_id: node_id.to_owned(),
+                incarnation: row.try_get("", "incarnation")?,
+            })
         })
+        .transpose()
     }
 
     /// Renews the lease for `ttl` and publishes the load. False when the lease had already

@@ -311,6 +311,13 @@ impl Config {
                 "cluster mode needs PostgreSQL (database_url postgres://...); SQLite is one node's",
             ));
         }
+        if self.public_url.is_none() && self.listen.ip().is_unspecified() {
+            return Err(invalid(
+                "public_url",
+                "is required in cluster mode when listen is 0.0.0.0 or [::]: the other nodes and \
+                 the clients reach this node there",
+            ));
+        }
         // Nodes forward API calls to each other with the caller's key, and verify each other's
         // tickets: every node must have the same key and secret.
         if self.api_key.is_none() {
@@ -472,6 +479,16 @@ mod tests {
                     ..Config::default()
                 },
                 "api_key",
+            ),
+            (
+                Config {
+                    cluster: true,
+                    api_key: Some("0123456789abcdef".into()),
+                    database_url: "postgres://postgres@127.0.0.1/skirmish".into(),
+                    listen: "0.0.0.0:8080".parse().unwrap(),
+                    ..Config::default()
+                },
+                "public_url",
             ),
             (
                 Config {

@@ -327,7 +327,12 @@ async fn restore_rooms(
     store: &crate::persistence_link::PersistenceLink,
 ) -> Result<(), StartupError> {
     for record in storage.open_rooms().await? {
-        let restored = restore_room(storage, modes, env, &record, Ownership::default()).await;
+        // The stored fence: a database that once ran a cluster has rooms with fences above 0.
+        let ownership = Ownership {
+            incarnation: 0,
+            fence: record.owner.fence,
+        };
+        let restored = restore_room(storage, modes, env, &record, ownership).await;
         match restored {
             Ok(snapshot) => info!(room_id = %record.room_id, tick = snapshot.tick, "room restored"),
             Err(reason) => {

@@ -103,6 +103,8 @@ pub struct Cluster {
     lease: Mutex<Option<NodeLease>>,
     draining: AtomicBool,
     stopped: AtomicBool,
+    /// The drain has released this node's rooms: their clock is never renewed again.
+    released: AtomicBool,
     /// A takeover is running: the next one waits (restoring many rooms must not delay heartbeats).
     taking_over: AtomicBool,
     http: reqwest::Client,
@@ -126,8 +128,20 @@ impl Cluster {
         ttl: Duration,
     ) -> Result<Arc<Self>, persistence::StorageError> {
         let clock = Arc::new(LeaseClock::default());
-        let sent = Instant::now();
-        let lease = storage.register_node(&node_id, &public_url, ttl).await?;
+        // A previous process with this node_id may still hold a live lease (a restart right after
+        // a crash, or two processes given one id): its rooms are not ours to take until it expires.
+        let mut waited = false;
+        let (lease, sent) = loop {
+            let sent = Instant::now();
+            if let Some(lease) = storage.register_node(&node_id, &public_url, ttl).await? {
+                break (lease, sent);
+            }
+            if !waited {
+                warn!(node_id = %node_id, "this node_id holds a live lease; waiting for it to expire");
+                waited = true;
+            }
+            actix_rt::time::sleep(ttl / 10).await;
+        };
         clock.renew(lease.incarnation, sent + Self::local_validity(ttl));
         info!(node_id = %node_id, incarnation = lease.incarnation, %public_url, "joined the cluster");
         let http = reqwest::Client::builder()
@@ -143,6 +157,7 @@ impl Cluster {
             lease: Mutex::new(Some(lease)),
             draining: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             taking_over: AtomicBool::new(false),
             http,
         }))
@@ -204,11 +219,17 @@ impl Cluster {
             tokio::time::timeout(timeout, self.storage.heartbeat(&lease, self.ttl, &load)).await;
         match renewal {
             Ok(Ok(true)) => {
-                // A draining node keeps its row alive (locate still answers from it) but lets its
-                // rooms' clock run out: none may tick once the rooms are released.
-                if !self.is_draining() {
-                    self.clock
-                        .renew(lease.incarnation, sent + Self::local_validity(self.ttl));
+                // Renewed in the database, but too late for this node's own clock: its rooms have
+                // stopped already, and must be claimable, not left with a live owner that runs
+                // none of them.
+                if !self.clock.holds(lease.incarnation, Instant::now()) {
+                    self.lose(host, "the renewal came after the lease's local end");
+                    return;
+                }
+                if !self.renew_clock(&lease, sent) {
+                    // Released by the drain: the row stays alive (locate answers from it), the
+                    // rooms' clock does not.
+                    return;
                 }
                 if !self.is_draining() && !self.taking_over.swap(true, Ordering::AcqRel) {
                     let (cluster, host) = (self.clone(), host.clone());
@@ -260,8 +281,21 @@ impl Cluster {
         }
     }
 
+    /// Extends the rooms' clock after a renewal sent at `sent`, unless the drain has released the
+    /// rooms (checked under the lease's lock, which the drain holds while it revokes).
+    fn renew_clock(&self, lease: &NodeLease, sent: Instant) -> bool {
+        let current = self.lease.lock().unwrap_or_else(|p| p.into_inner());
+        if self.released.load(Ordering::Acquire) || current.as_ref() != Some(lease) {
+            return false;
+        }
+        self.clock
+            .renew(lease.incarnation, sent + Self::local_validity(self.ttl));
+        true
+    }
+
     async fn register_again(&self, timeout: Duration) {
-        if self.stopped.load(Ordering::Acquire) {
+        // A draining node never comes back as a fresh one: it is leaving.
+        if self.stopped.load(Ordering::Acquire) || self.is_draining() {
             return;
         }
         let sent = Instant::now();
@@ -271,7 +305,8 @@ impl Cluster {
                 .register_node(&self.node_id, &self.public_url, self.ttl),
         )
         .await;
-        if let Ok(Ok(lease)) = registered {
+        // `None`: the previous incarnation's row has not expired in the database yet.
+        if let Ok(Ok(Some(lease))) = registered {
             self.clock
                 .renew(lease.incarnation, sent + Self::local_validity(self.ttl));
             info!(node_id = %self.node_id, incarnation = lease.incarnation, "registered again after a lost lease");
@@ -381,8 +416,13 @@ impl Cluster {
             error!(error = %ErrorChain(&error), "final flush before the handoff failed; the rooms resume from older snapshots");
         }
         // From here no room of this node may tick (one created during the drain stops at its next
-        // tick, with 4005): released rooms can be claimed at once.
-        self.clock.revoke();
+        // tick, with 4005): released rooms can be claimed at once. Under the lease's lock, so that
+        // a renewal in flight cannot extend the clock again.
+        {
+            let _lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
+            self.released.store(true, Ordering::Release);
+            self.clock.revoke();
+        }
         match self.storage.release_rooms(&lease).await {
             Ok(released) => info!(released, "rooms released to the cluster"),
             Err(error) => {

@@ -423,7 +423,7 @@ impl<G: ServerGame> RoomActor<G> {
             self.save_snapshot();
         }
         self.kick_all(protocol::close::ROOM_MOVED);
-        self.env.registry.remove(&self.shared.id);
+        self.env.registry.remove(&self.shared);
         ctx.stop();
     }
 

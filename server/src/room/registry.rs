@@ -284,9 +284,11 @@ impl RoomRegistry {
         self.rooms.get(id).map(|e| e.value().clone())
     }
 
-    /// Forgets a room that moved to another node.
-    pub fn remove(&self, id: &RoomId) {
-        self.rooms.remove(id);
+    /// Forgets a room that moved to another node, if `shared` is still the entry of its id (a
+    /// newer start of the same room, restored here again, is left alone).
+    pub fn remove(&self, shared: &Arc<RoomShared>) {
+        self.rooms
+            .remove_if(&shared.id, |_, entry| Arc::ptr_eq(&entry.shared, shared));
     }
 
     pub fn entries(&self) -> Vec<Arc<RoomEntry>> {
