@@ -10,10 +10,19 @@ use server::startup::Application;
 
 const USAGE: &str = "usage: skirmish [healthcheck]";
 
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args_os().skip(1);
     match (args.next(), args.next()) {
-        (None, _) => actix_web::rt::System::new().block_on(serve()),
+        (None, _) => {
+            // Written to dhat-heap.json when it is dropped, after the graceful stop.
+            #[cfg(feature = "dhat-heap")]
+            let _profiler = dhat::Profiler::new_heap();
+            actix_web::rt::System::new().block_on(serve())
+        }
         (Some(command), None) if command == "healthcheck" => {
             // The probe's only output, one line for the operator (`docker inspect`); not a log.
             let code = match server::healthcheck::run() {
