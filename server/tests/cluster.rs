@@ -22,7 +22,7 @@ use persistence::test_support::FreshPostgres;
 use protocol::{ServerMessage, close};
 use serde_json::{Value, json};
 
-const NODE_TTL_MS: u64 = 2000;
+const NODE_TTL_MS: u64 = 3000;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// One test at a time (see the module comment).
@@ -480,9 +480,11 @@ async fn sigkill_of_the_owner_players_resume_elsewhere_with_their_scores() {
     let (_, room) = nodes[1].get(&format!("/v1/rooms/{room_id}")).await;
     assert_eq!(room["status"], "open");
     assert_ne!(room["node"], "node-a");
+    // At least this one; a node starved of CPU long enough to miss its lease (a loaded CI machine)
+    // hands the room on once more, which is the lease doing its job.
     let failovers = nodes[0].metric("skirmish_cluster_failovers_total").await
         + nodes[1].metric("skirmish_cluster_failovers_total").await;
-    assert_eq!(failovers, 1.0);
+    assert!(failovers >= 1.0, "the takeover is counted: {failovers}");
 }
 
 #[tokio::test]
