@@ -449,16 +449,8 @@ pub async fn delete_room(
     if room.record.status == StoredStatus::Closed {
         return Ok(HttpResponse::NoContent().finish());
     }
-    match (&state.cluster, &room.live_owner) {
-        (Some(cluster), Some((_, url))) if !is_forwarded(&req) => {
-            let path = format!("/v1/rooms/{}", room.record.room_id);
-            let answer = cluster
-                .forward(&req, Method::DELETE, url, &path, None, "delete")
-                .await?;
-            Ok(answer.into_response())
-        }
-        _ => Err(between_owners(&room.record.room_id)),
-    }
+    let path = format!("/v1/rooms/{}", room.record.room_id);
+    to_owner(&state, &req, &room, Method::DELETE, &path, None, "delete").await
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{id}/seats", tag = "rooms", request_body = SeatRequest,
@@ -488,13 +480,34 @@ pub async fn reserve_seat(
     if room.record.status == StoredStatus::Closed {
         return Err(SeatError::Closed.into());
     }
+    let path = format!("/v1/rooms/{}/seats", room.record.room_id);
+    let body = serde_json::json!({ "player_id": player.as_str() });
+    to_owner(
+        &state,
+        &req,
+        &room,
+        Method::POST,
+        &path,
+        Some(&body),
+        "seats",
+    )
+    .await
+}
+
+/// Sends a request for another node's room to its live owner and answers with the owner's answer;
+/// a room without a live owner (or a request already forwarded once) is between owners.
+async fn to_owner(
+    state: &AppState,
+    req: &HttpRequest,
+    room: &RoomLocation,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    route: &'static str,
+) -> Result<HttpResponse, ApiError> {
     match (&state.cluster, &room.live_owner) {
-        (Some(cluster), Some((_, url))) if !is_forwarded(&req) => {
-            let path = format!("/v1/rooms/{}/seats", room.record.room_id);
-            let body = serde_json::json!({ "player_id": player.as_str() });
-            let answer = cluster
-                .forward(&req, Method::POST, url, &path, Some(&body), "seats")
-                .await?;
+        (Some(cluster), Some((_, url))) if !is_forwarded(req) => {
+            let answer = cluster.forward(req, method, url, path, body, route).await?;
             Ok(answer.into_response())
         }
         _ => Err(between_owners(&room.record.room_id)),
