@@ -66,8 +66,7 @@ impl<G: ServerGame> RoomPort for Port<G> {
                 room_id: self.room_id.clone(),
                 player,
                 tick_rate: self.tick_rate,
-                stream: socket.frames,
-                outbound: socket.outbound,
+                socket,
                 settings: self.sessions.clone(),
             },
         );

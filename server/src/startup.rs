@@ -8,9 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_http::{HttpService, KeepAlive};
 use actix_rt::Arbiter;
+use actix_service::{IntoServiceFactory, map_config};
+use actix_web::dev::AppConfig;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::{App, middleware, web};
 use tracing::{Instrument, error, info, warn};
 
 use crate::cluster::Cluster;
@@ -160,9 +163,7 @@ impl Application {
         let in_flight = web::Data::new(http::limit::InFlight::new(
             config.http_max_concurrent_requests,
         ));
-        let server = HttpServer::new(move || {
-            // Runs once on each worker, on its own arbiter.
-            room_env.register_worker(Arbiter::current());
+        let make_app = move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(in_flight.clone())
@@ -172,28 +173,44 @@ impl Application {
                 // Outermost: the request span and id cover everything else, metrics included.
                 .wrap(middleware::from_fn(http::request_id::trace_requests))
                 .configure(http::configure)
-        })
-        .workers(config.workers())
-        .backlog(4096)
-        // One small frame per tick each way: never hold a state back waiting for an ACK (Nagle).
-        .tcp_nodelay(true)
-        .disable_signals()
-        .shutdown_timeout(3)
-        .on_connect(move |connection, _| {
-            if let (Some(bytes), Some(tcp)) = (
-                send_buffer,
-                connection.downcast_ref::<actix_web::rt::net::TcpStream>(),
-            ) && let Err(error) = socket2::SockRef::from(tcp).set_send_buffer_size(bytes)
-            {
-                warn!(%error, "could not set the socket send buffer");
-            }
-        })
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            address: config.listen,
-            source,
-        })?
-        .run();
+                .into_factory()
+        };
+        // actix-web's `HttpServer` with one addition: WebSocket upgrades come with their connection
+        // (`http::upgrade`), so that the socket can leave the HTTP stack for the rooms' ticks.
+        let server = actix_server::Server::build()
+            .workers(config.workers())
+            .backlog(4096)
+            .disable_signals()
+            .shutdown_timeout(3)
+            .listen("skirmish-http", listener, move || {
+                // Runs once on each worker, on its own arbiter.
+                room_env.register_worker(Arbiter::current());
+                HttpService::build()
+                    .keep_alive(KeepAlive::default())
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .h1_allow_half_closed(true)
+                    .local_addr(local)
+                    // One small frame per tick each way: never hold a state back waiting for an ACK (Nagle).
+                    .tcp_nodelay(true)
+                    .on_connect_ext(move |tcp: &actix_web::rt::net::TcpStream, _| {
+                        if let Some(bytes) = send_buffer
+                            && let Err(error) =
+                                socket2::SockRef::from(tcp).set_send_buffer_size(bytes)
+                        {
+                            warn!(%error, "could not set the socket send buffer");
+                        }
+                    })
+                    .upgrade(http::upgrade::service(make_app.clone()))
+                    // Nothing we serve reads the configured host name (URLs come from `public_url`).
+                    .finish(map_config(make_app(), |_| AppConfig::default()))
+                    .tcp()
+            })
+            .map_err(|source| StartupError::Bind {
+                address: config.listen,
+                source,
+            })?
+            .run();
 
         spawn_sweeper(state.clone());
         if let Some(cluster) = &state.cluster {

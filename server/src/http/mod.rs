@@ -11,6 +11,7 @@ mod playground;
 pub mod request_id;
 mod results;
 mod rooms;
+pub mod upgrade;
 mod ws;
 
 use std::sync::Arc;

@@ -3,17 +3,15 @@
 //! Everything is checked before the upgrade, so a bad ticket gets a 401 JSON answer and no socket.
 
 use actix_http::ws::handshake;
-use actix_web::body::{BodyStream, MessageBody};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use tracing::field::Empty;
 use utoipa::IntoParams;
 
 use super::AppState;
 use super::errors::{ApiError, ErrorBody};
+use super::upgrade::{Admitted, HandOver};
 use crate::domain::tickets::{TicketError, TokenKind};
-use crate::transport::Socket;
-use crate::transport::outbound::{Outbound, OutboundBody};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -55,7 +53,6 @@ pub struct UpgradeHeaders {
     fields(credential = Empty, room_id = Empty, player_id = Empty))]
 pub async fn connect(
     req: HttpRequest,
-    payload: web::Payload,
     state: web::Data<AppState>,
     query: web::Query<WsQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -77,22 +74,19 @@ pub async fn connect(
     })?;
     span.record("room_id", entry.shared.id.as_str());
     span.record("player_id", player.as_str());
-    let (_, _, stream) =
-        actix_ws::handle(&req, payload).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let sessions = &state.sessions;
-    let outbound = Outbound::new(sessions.outbound_max_bytes, sessions.slow_client_timeout);
-    entry.port.connect(
+    // Every upgrade request comes with its connection through `upgrade::service`, which hands the
+    // socket to the room once this answer is written.
+    let hand_over = req
+        .extensions()
+        .get::<HandOver>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("an upgrade without its connection".into()))?;
+    hand_over.admit(Admitted {
+        entry,
         player,
-        Socket {
-            frames: stream,
-            outbound: outbound.clone(),
-        },
-    );
-    Ok(response
-        .message_body(BodyStream::new(OutboundBody::new(outbound)).boxed())
-        // The body error is not Send; its text is all it carries.
-        .map_err(|e| ApiError::Internal(e.to_string().into()))?
-        .into())
+        span,
+    });
+    Ok(HttpResponse::from(response.finish().map_into_boxed_body()))
 }
 
 /// Cluster mode: a credential for a room this node does not run, but which is open in the

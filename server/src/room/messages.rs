@@ -9,40 +9,42 @@ use game_core::{JoinError, PlayerId};
 use protocol::ChatText;
 
 use super::input::InputCell;
-use crate::transport::outbound::Outbound;
+use crate::transport::link::TickIo;
 
 /// A connection of a player, as the room knows it.
 #[derive(Debug, Clone)]
 pub struct Connection {
     /// Unique per WebSocket connection, so a replaced session's late disconnect is recognised.
     pub id: u64,
-    pub outbound: Arc<Outbound>,
+    /// The socket, which the room's tick reads and writes.
+    pub link: Arc<dyn TickIo>,
     pub session: Recipient<Kick>,
 }
 
-/// A session asks to take (or take back) its player's slot. The answer is the cell the session writes
-/// the player's inputs into; the room has already queued `welcome` on the connection.
+/// A session asks to take (or take back) its player's slot, with the cell it writes the player's
+/// inputs into. Once seated, the room reads the connection at every tick; it has already queued
+/// `welcome` on it when it answers.
 #[derive(Debug)]
 pub struct Join<I: 'static> {
     pub player: PlayerId,
     pub connection: Connection,
-    pub _input: std::marker::PhantomData<fn() -> I>,
+    pub input: Arc<InputCell<I>>,
 }
 
 impl<I: Send + 'static> Message for Join<I> {
-    type Result = Result<Arc<InputCell<I>>, JoinError>;
+    type Result = Result<(), JoinError>;
 }
 
 /// The answer to a [`Join`], as a session awaits it.
-pub type JoinAnswer<I> =
-    Pin<Box<dyn Future<Output = Result<Result<Arc<InputCell<I>>, JoinError>, MailboxError>>>>;
+pub type JoinAnswer = Pin<Box<dyn Future<Output = Result<Result<(), JoinError>, MailboxError>>>>;
 
 /// The messages a session sends its room. Implemented by the room's address, so a session reaches
 /// its room without knowing the room actor's type.
-pub trait RoomMailbox<I: Send + 'static> {
-    fn join(&self, join: Join<I>) -> JoinAnswer<I>;
+pub trait RoomMailbox<I: Send + 'static>: Send {
+    fn join(&self, join: Join<I>) -> JoinAnswer;
     fn chat(&self, chat: Chat);
     fn disconnect(&self, disconnect: Disconnect);
+    fn clone_box(&self) -> Box<dyn RoomMailbox<I>>;
 }
 
 /// The room as a session reaches it: its messages, not its actor. One address behind it (not one
@@ -54,9 +56,9 @@ impl<I: Send + 'static> RoomHandle<I> {
         Self(Box::new(room))
     }
 
-    /// Asks for the player's slot; resolves to the input cell, or why not (an error of the mailbox
-    /// means the room has stopped).
-    pub fn join(&self, join: Join<I>) -> JoinAnswer<I> {
+    /// Asks for the player's slot; resolves to why not, if not (an error of the mailbox means the
+    /// room has stopped).
+    pub fn join(&self, join: Join<I>) -> JoinAnswer {
         self.0.join(join)
     }
 
@@ -66,6 +68,12 @@ impl<I: Send + 'static> RoomHandle<I> {
 
     pub fn disconnect(&self, disconnect: Disconnect) {
         self.0.disconnect(disconnect);
+    }
+}
+
+impl<I: Send + 'static> Clone for RoomHandle<I> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone_box())
     }
 }
 

@@ -2,10 +2,13 @@
 //!
 //! One actor per room, started on one of a pool of arbiters (one per core). It keeps the seats of its
 //! players (connection, input cell, drop time), and each tick:
+//! 0. reads every seated connection's socket once, without waiting (the transport's pass: frames go
+//!    to the session's handler, which puts inputs into the cells and queues replies);
 //! 1. takes each player's latest input from its cell and applies it (stale seqs are ignored by the game);
 //! 2. steps the game;
 //! 3. encodes each event once and queues it on every connection;
-//! 4. encodes the state once and queues the same `Bytes` on every connection (acks ride in `last_seq`);
+//! 4. encodes the state once and queues the same `Bytes` on every connection (acks ride in `last_seq`),
+//!    then writes every connection's queue to its socket, one `write` each;
 //! 5. once a second: expires reservations, dropped players past their grace and an empty room;
 //! 6. every `snapshot_every_ticks`, and at the first tick after the room starts or a player joins:
 //!    hands a snapshot to persistence;
@@ -254,6 +257,12 @@ impl<G: ServerGame> RoomActor<G> {
             }
         }
 
+        // 0. read every socket once; inputs land in the cells
+        for seat in &self.seats {
+            if let Some(connection) = &seat.connection {
+                connection.link.read(started);
+            }
+        }
         // 1. inputs
         for seat in &self.seats {
             if let Some((seq, input)) = seat.input.take() {
@@ -282,6 +291,11 @@ impl<G: ServerGame> RoomActor<G> {
         // 4. state, encoded once
         let state = self.encoder.encode(self.game.tick(), &self.game.view());
         self.fan_out_state(state, started);
+        for seat in &self.seats {
+            if let Some(connection) = &seat.connection {
+                connection.link.write(started);
+            }
+        }
         // 5. housekeeping
         if started >= self.next_housekeeping {
             self.next_housekeeping = started + HOUSEKEEPING_EVERY;
@@ -315,7 +329,7 @@ impl<G: ServerGame> RoomActor<G> {
             if let Some(connection) = &seat.connection {
                 Self::push_or_kick(
                     connection,
-                    connection.outbound.push_message(frame.clone(), now),
+                    connection.link.outbound().push_message(frame.clone(), now),
                 );
             }
         }
@@ -326,7 +340,7 @@ impl<G: ServerGame> RoomActor<G> {
             if let Some(connection) = &seat.connection {
                 Self::push_or_kick(
                     connection,
-                    connection.outbound.push_state(frame.clone(), now),
+                    connection.link.outbound().push_state(frame.clone(), now),
                 );
             }
         }
@@ -430,7 +444,9 @@ impl<G: ServerGame> RoomActor<G> {
     fn kick_all(&mut self, code: u16) {
         for seat in &mut self.seats {
             if let Some(connection) = seat.connection.take() {
-                connection.outbound.close(code);
+                // Written now: the room stops, and the session may not run before the process does.
+                connection.link.outbound().close(code);
+                connection.link.write(Instant::now());
                 connection.session.do_send(Kick { code });
             }
         }
@@ -449,8 +465,12 @@ impl<G: ServerGame> RoomActor<G> {
 }
 
 impl<G: ServerGame> RoomMailbox<G::Input> for Addr<RoomActor<G>> {
-    fn join(&self, join: Join<G::Input>) -> JoinAnswer<G::Input> {
+    fn join(&self, join: Join<G::Input>) -> JoinAnswer {
         Box::pin(self.send(join))
+    }
+
+    fn clone_box(&self) -> Box<dyn RoomMailbox<G::Input>> {
+        Box::new(self.clone())
     }
 
     fn chat(&self, chat: Chat) {
@@ -501,7 +521,7 @@ impl<G: ServerGame> Handler<Join<G::Input>> for RoomActor<G> {
                 }
                 self.seats.push(Seat {
                     player: join.player.clone(),
-                    input: Arc::default(),
+                    input: join.input.clone(),
                     connection: None,
                     dropped_at: None,
                 });
@@ -518,17 +538,21 @@ impl<G: ServerGame> Handler<Join<G::Input>> for RoomActor<G> {
             &token,
             &self.game.view(),
         );
-        join.connection.outbound.push_message(welcome, now);
+        join.connection.link.outbound().push_message(welcome, now);
+        // Out at once rather than at the next tick.
+        join.connection.link.write(now);
         let seat = &mut self.seats[position];
+        seat.input = join.input;
         if let Some(old) = seat.connection.replace(join.connection) {
             debug!(room_id = %self.shared.id, player_id = %seat.player, "replaced by a newer connection");
-            old.outbound.close(protocol::close::REPLACED);
+            old.link.outbound().close(protocol::close::REPLACED);
+            old.link.write(now);
             old.session.do_send(Kick {
                 code: protocol::close::REPLACED,
             });
         }
         seat.dropped_at = None;
-        MessageResult(Ok(seat.input.clone()))
+        MessageResult(Ok(()))
     }
 }
 

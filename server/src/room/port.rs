@@ -13,8 +13,8 @@ use crate::transport::Socket;
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub trait RoomPort: Send + Sync {
-    /// Serves an accepted connection of `player` (its ticket or resume token already checked) on the
-    /// current arbiter, the worker that owns the socket.
+    /// Serves an upgraded connection of `player` (its ticket or resume token already checked): a
+    /// session actor on the current arbiter, the socket read and written by the room's tick.
     fn connect(&self, player: PlayerId, socket: Socket);
     /// Closes the room; resolves once it has handed its final state to persistence.
     fn close(&self, kind: CloseKind) -> BoxFuture;

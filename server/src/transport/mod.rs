@@ -1,26 +1,18 @@
-//! Bytes on the socket, below rooms and sessions: the outbound queue of a connection and the
-//! response body that frames and writes it, and the upgraded socket as the HTTP side hands it over.
+//! Bytes on the socket, below rooms and sessions: the outbound queue of a connection, the client
+//! frame parser, and the [`link::Link`] that owns an upgraded socket and is read and written by
+//! the room's tick.
 //!
-//! Rooms push into an [`outbound::Outbound`] and sessions read a [`Socket`]'s frames; neither needs
-//! the other to do so, which is why this lives apart from both.
+//! Rooms drive links through [`link::TickIo`] and sessions handle their frames through
+//! [`link::FrameHandler`]; neither needs the other to do so, which is why this lives apart from both.
 
+pub mod frame;
+pub mod link;
 pub mod outbound;
 
-use std::sync::Arc;
-
-use self::outbound::Outbound;
-
-/// An accepted WebSocket connection: the client's incoming frames, and the queue that the
-/// connection's response body drains.
+/// An upgraded WebSocket connection as the HTTP side hands it over: the socket, already out of the
+/// reactor, and what the client sent after its handshake request that HTTP had already read.
+#[derive(Debug)]
 pub struct Socket {
-    pub frames: actix_ws::MessageStream,
-    pub outbound: Arc<Outbound>,
-}
-
-impl std::fmt::Debug for Socket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Socket")
-            .field("outbound", &self.outbound)
-            .finish_non_exhaustive()
-    }
+    pub stream: std::net::TcpStream,
+    pub early: bytes::Bytes,
 }

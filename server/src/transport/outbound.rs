@@ -1,29 +1,25 @@
-//! A connection's outbound queue and the WebSocket response body that drains it.
+//! A connection's outbound queue, drained onto the socket by whoever runs the connection's pass.
 //!
 //! The room pushes each tick's `state` (the same `Bytes` for every session) straight into this
-//! bounded queue; actix-web's connection dispatcher polls [`OutboundBody`] whenever the socket can take
-//! more, and each poll turns everything queued into one buffer (WebSocket headers and payloads
-//! together), so a tick costs one wakeup and one `write` per session. A client that does not read
-//! stops the dispatcher from polling, the queue stops draining, and the slow-client policy applies.
-//! It judges a client by what it fails to take, never by how many messages the room had to tell it
-//! at once (a burst of events in one tick is normal and is drained whole at the next poll):
+//! bounded queue, and at the end of the same tick writes each queue to its socket: everything queued
+//! becomes one buffer (WebSocket headers and payloads together) and one `write`. What the socket does
+//! not take waits, ahead of anything newer, for the next tick. The slow-client policy judges a client
+//! by what it fails to take, never by how many messages the room had to tell it at once (a burst of
+//! events in one tick is normal and goes out whole at the tick's write):
 //! - an unsent `state` is replaced by the newer one (only the newest state matters), so at most one
-//!   state ever waits and it is not counted against the bound;
+//!   state ever waits in the queue and it is not counted against the bound;
 //! - a frame waiting longer than `slow_client_timeout` closes the connection with 4002 (time);
 //! - so does a message (event, chat, reply, ping) that would take the bytes waiting past `max_bytes`
-//!   (memory): frames as they go on the wire plus the queue's own slot per frame. A message is always
-//!   taken when no other message waits, so one large frame cannot trip the bound. A queue therefore
-//!   holds at most `max_bytes` plus one message plus one state.
+//!   (memory): frames as they go on the wire plus the queue's own slot per frame, plus the unsent
+//!   tail of the last write. A message is always taken when nothing else waits, so one large frame
+//!   cannot trip the bound. A queue therefore holds at most `max_bytes` plus one message plus one
+//!   state.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
-use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use bytes::Bytes;
 
 #[derive(Debug)]
 enum Frame {
@@ -67,7 +63,7 @@ pub enum Phase {
     Closing,
     /// The close frame went out at this instant; waiting for the client's answer.
     CloseSent(Instant),
-    /// The body has ended (or will at its next poll); the connection is done.
+    /// The connection is done; nothing more is written.
     Finished,
 }
 
@@ -85,7 +81,8 @@ struct Inner {
     frames: VecDeque<Frame>,
     /// [`Frame::cost`] of every queued frame but the state: what the bound is checked against.
     bytes: usize,
-    waker: Option<Waker>,
+    /// The tail of a write the socket did not take, sent before anything else.
+    unsent: Vec<u8>,
     phase: Phase,
     /// When the oldest unsent frame started waiting.
     waiting_since: Option<Instant>,
@@ -106,7 +103,7 @@ impl Outbound {
             inner: Mutex::new(Inner {
                 frames: VecDeque::new(),
                 bytes: 0,
-                waker: None,
+                unsent: Vec::new(),
                 phase: Phase::Open,
                 waiting_since: None,
             }),
@@ -173,23 +170,20 @@ impl Outbound {
         // Replacing an unsent state does not restart the clock: the client still took nothing.
         inner.waiting_since.get_or_insert(now);
         inner.frames.push_back(frame);
-        if let Some(waker) = inner.waker.take() {
-            waker.wake();
-        }
         Push::Queued
     }
 
     fn begin_close(inner: &mut Inner, code: u16, drop_pending: bool) {
         if drop_pending {
             inner.frames.clear();
-            inner.bytes = 0;
-            inner.waiting_since = None;
+            // A half-written frame stays: it must be finished before the close frame can follow.
+            inner.bytes = inner.unsent.len();
+            if inner.unsent.is_empty() {
+                inner.waiting_since = None;
+            }
         }
         inner.frames.push_back(Frame::Close(code));
         inner.phase = Phase::Closing;
-        if let Some(waker) = inner.waker.take() {
-            waker.wake();
-        }
     }
 
     /// Queues a close frame behind what is already queued. Returns false if closing had already begun.
@@ -202,15 +196,13 @@ impl Outbound {
         true
     }
 
-    /// Ends the body: the dispatcher finishes the response and the connection closes.
+    /// The connection is done: nothing more is written.
     pub fn finish(&self) {
         let mut inner = self.lock();
         inner.phase = Phase::Finished;
         inner.frames.clear();
+        inner.unsent = Vec::new();
         inner.bytes = 0;
-        if let Some(waker) = inner.waker.take() {
-            waker.wake();
-        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -228,95 +220,174 @@ impl Outbound {
     }
 }
 
-/// The response body of an upgraded WebSocket connection.
-#[derive(Debug)]
-pub struct OutboundBody {
-    queue: Arc<Outbound>,
-    /// Reused between polls: once the dispatcher drops the previous chunk, `reserve` reclaims it.
-    buf: BytesMut,
+/// What [`Outbound::write_to`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Nothing was waiting.
+    Idle,
+    /// Everything waiting is now with the kernel.
+    All,
+    /// The socket took only part: the rest waits for the next pass.
+    Partial,
 }
 
-impl OutboundBody {
-    pub fn new(queue: Arc<Outbound>) -> Self {
-        Self {
-            queue,
-            buf: BytesMut::new(),
+impl Outbound {
+    /// Frames everything queued into `buf` (cleared first) and writes it to `sink` with one `write`.
+    /// Bytes the sink does not take are kept, ahead of anything queued later, for the next call; while
+    /// they wait, newer states still replace older queued ones. Called by the pass that owns the
+    /// socket: the room's tick, or the session while it closes.
+    pub fn write_to(
+        &self,
+        sink: &mut impl std::io::Write,
+        buf: &mut Vec<u8>,
+        now: Instant,
+    ) -> std::io::Result<Written> {
+        let mut inner = self.lock();
+        if inner.phase == Phase::Finished {
+            return Ok(Written::Idle);
         }
-    }
-}
-
-impl Stream for OutboundBody {
-    type Item = Result<Bytes, actix_web::Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let mut inner = this.queue.lock();
-        if inner.frames.is_empty() {
-            if inner.phase == Phase::Finished {
-                return Poll::Ready(None);
+        let mut wrote = false;
+        if !inner.unsent.is_empty() {
+            // A frame is half out: finish it before anything else, so the stream stays framed.
+            let taken = write_some(sink, &inner.unsent)?;
+            inner.bytes = inner.bytes.saturating_sub(taken);
+            crate::metrics::frames_out(0, taken as u64);
+            if taken < inner.unsent.len() {
+                inner.unsent.drain(..taken);
+                inner.note_stall(taken > 0, now);
+                return Ok(Written::Partial);
             }
-            inner.waker = Some(cx.waker().clone());
-            return Poll::Pending;
+            // An allocation only a stalled connection pays for, returned as soon as it drains.
+            inner.unsent = Vec::new();
+            wrote = true;
         }
+        if inner.frames.is_empty() {
+            if inner.bytes == 0 {
+                inner.waiting_since = None;
+            }
+            return Ok(if wrote { Written::All } else { Written::Idle });
+        }
+        buf.clear();
         let mut frames = 0;
         while let Some(frame) = inner.frames.pop_front() {
             frames += 1;
             match frame {
                 Frame::State(payload) | Frame::Message(payload) => {
-                    this.buf.reserve(payload.len() + 10);
-                    Parser::write_message(&mut this.buf, payload, OpCode::Binary, true, false);
+                    write_frame(buf, OpCode::Binary, &payload)
                 }
-                Frame::Ping => Parser::write_message(&mut this.buf, [], OpCode::Ping, true, false),
-                Frame::Pong(payload) => {
-                    Parser::write_message(&mut this.buf, payload, OpCode::Pong, true, false)
-                }
+                Frame::Ping => write_frame(buf, OpCode::Ping, &[]),
+                Frame::Pong(payload) => write_frame(buf, OpCode::Pong, &payload),
                 Frame::Close(code) => {
-                    let reason = CloseReason {
-                        code: CloseCode::from(code),
-                        description: None,
-                    };
-                    Parser::write_close(&mut this.buf, Some(reason), false);
-                    inner.phase = Phase::CloseSent(Instant::now());
+                    write_frame(buf, OpCode::Close, &code.to_be_bytes());
+                    inner.phase = Phase::CloseSent(now);
                     // Nothing goes out after a close frame.
                     inner.frames.clear();
                     break;
                 }
             }
         }
-        // Everything queued went into this chunk (or was dropped behind a close frame).
-        inner.bytes = 0;
-        inner.waiting_since = None;
-        drop(inner);
-        crate::metrics::frames_out(frames, this.buf.len() as u64);
-        Poll::Ready(Some(Ok(this.buf.split().freeze())))
+        let taken = write_some(sink, buf)?;
+        crate::metrics::frames_out(frames, taken as u64);
+        if taken == buf.len() {
+            inner.bytes = 0;
+            inner.waiting_since = None;
+            return Ok(Written::All);
+        }
+        inner.unsent = buf[taken..].to_vec();
+        inner.bytes = inner.unsent.len();
+        inner.note_stall(taken > 0, now);
+        Ok(Written::Partial)
     }
+}
+
+impl Inner {
+    /// Part of a write stayed behind. A client that took something is judged by what it leaves from
+    /// here on; one that took nothing keeps the clock it had.
+    fn note_stall(&mut self, progress: bool, now: Instant) {
+        if progress {
+            self.waiting_since = Some(now);
+        } else {
+            self.waiting_since.get_or_insert(now);
+        }
+    }
+}
+
+/// One `write`; a socket that cannot take anything now has taken 0 bytes.
+fn write_some(sink: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<usize> {
+    match sink.write(bytes) {
+        Ok(n) => Ok(n),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Appends an unmasked (server-to-client) frame.
+fn write_frame(buf: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    let first = 0x80
+        | match opcode {
+            OpCode::Binary => 0x2,
+            OpCode::Close => 0x8,
+            OpCode::Ping => 0x9,
+            OpCode::Pong => 0xa,
+        };
+    buf.push(first);
+    match payload.len() {
+        len @ 0..=125 => buf.push(len as u8),
+        len @ 126..=0xffff => {
+            buf.push(126);
+            buf.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            buf.push(127);
+            buf.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    buf.extend_from_slice(payload);
+}
+
+#[derive(Debug, Clone, Copy)]
+enum OpCode {
+    Binary,
+    Close,
+    Ping,
+    Pong,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     fn frame(n: u8) -> Bytes {
         Bytes::from(vec![n; 3])
     }
 
-    async fn next_chunk(body: &mut OutboundBody) -> Bytes {
-        body.next().await.unwrap().unwrap()
+    /// What one pass writes to a socket that takes everything.
+    fn next_chunk(queue: &Outbound) -> Vec<u8> {
+        let mut socket = Vec::new();
+        queue
+            .write_to(&mut socket, &mut Vec::new(), Instant::now())
+            .unwrap();
+        socket
     }
 
-    #[actix_rt::test]
-    async fn a_newer_state_replaces_an_unsent_one_and_messages_keep_their_order() {
+    #[test]
+    fn a_newer_state_replaces_an_unsent_one_and_messages_keep_their_order() {
         let queue = Outbound::new(8, Duration::from_secs(5));
         let now = Instant::now();
         assert_eq!(queue.push_state(frame(1), now), Push::Queued);
         assert_eq!(queue.push_message(frame(2), now), Push::Queued);
         assert_eq!(queue.push_state(frame(3), now), Push::Queued);
         assert_eq!(queue.queued(), 2);
-        let mut body = OutboundBody::new(queue.clone());
         // Two binary frames: 0x82, length 3, payload.
         assert_eq!(
-            &next_chunk(&mut body).await[..],
+            &next_chunk(&queue)[..],
             &[0x82, 3, 2, 2, 2, 0x82, 3, 3, 3, 3][..]
         );
     }
@@ -326,8 +397,8 @@ mod tests {
         Frame::Message(frame(0)).cost()
     }
 
-    #[actix_rt::test]
-    async fn a_burst_of_messages_is_judged_by_its_bytes_not_its_count() {
+    #[test]
+    fn a_burst_of_messages_is_judged_by_its_bytes_not_its_count() {
         // Room for 40 small messages: a burst of 30 in one tick (more than any frame count the old
         // bound allowed) is taken, and draining it makes room again.
         let queue = Outbound::new(40 * message_cost(), Duration::from_secs(5));
@@ -346,8 +417,7 @@ mod tests {
             30 * message_cost(),
             "the state is not counted"
         );
-        let mut body = OutboundBody::new(queue.clone());
-        assert_eq!(next_chunk(&mut body).await.len(), 31 * 5);
+        assert_eq!(next_chunk(&queue).len(), 31 * 5);
         assert_eq!(queue.queued_bytes(), 0);
         for i in 0..40 {
             assert_eq!(
@@ -359,8 +429,8 @@ mod tests {
         assert_eq!(queue.phase(), Phase::Open);
     }
 
-    #[actix_rt::test]
-    async fn bytes_waiting_beyond_the_bound_close_with_4002() {
+    #[test]
+    fn bytes_waiting_beyond_the_bound_close_with_4002() {
         let queue = Outbound::new(3 * message_cost(), Duration::from_secs(5));
         let now = Instant::now();
         for i in 0..3 {
@@ -369,9 +439,8 @@ mod tests {
         assert_eq!(queue.push_message(frame(3), now), Push::TooSlow);
         assert_eq!(queue.push_message(frame(4), now), Push::Closed);
         assert_eq!(queue.queued_bytes(), 0, "what waited is dropped");
-        let mut body = OutboundBody::new(queue.clone());
         // Only the close frame: 0x88, length 2, code 4002 big-endian.
-        assert_eq!(&next_chunk(&mut body).await[..], &[0x88, 2, 0x0f, 0xa2][..]);
+        assert_eq!(&next_chunk(&queue)[..], &[0x88, 2, 0x0f, 0xa2][..]);
         assert!(matches!(queue.phase(), Phase::CloseSent(_)));
 
         // Empty frames count too (their slot), so pings or pongs cannot pile up without bound.
@@ -384,8 +453,8 @@ mod tests {
         assert_eq!(pushes, 4);
     }
 
-    #[actix_rt::test]
-    async fn one_large_message_fits_and_states_are_kept_apart() {
+    #[test]
+    fn one_large_message_fits_and_states_are_kept_apart() {
         let queue = Outbound::new(100, Duration::from_secs(5));
         let now = Instant::now();
         // States larger than the bound come and go: only the newest waits, and it is not counted.
@@ -403,8 +472,8 @@ mod tests {
         assert_eq!(queue.push_message(frame(2), now), Push::TooSlow);
     }
 
-    #[actix_rt::test]
-    async fn a_frame_waiting_too_long_closes_with_4002() {
+    #[test]
+    fn a_frame_waiting_too_long_closes_with_4002() {
         let queue = Outbound::new(1 << 20, Duration::from_millis(100));
         let now = Instant::now();
         queue.push_state(frame(1), now);
@@ -419,7 +488,6 @@ mod tests {
 
         // A client that takes its frames restarts the clock.
         let queue = Outbound::new(1 << 20, Duration::from_millis(100));
-        let mut body = OutboundBody::new(queue.clone());
         for tick in 0..10u64 {
             let at = now + Duration::from_millis(50 * tick);
             assert_eq!(queue.push_state(frame(1), at), Push::Queued, "tick {tick}");
@@ -428,15 +496,20 @@ mod tests {
                 Push::Queued,
                 "tick {tick}"
             );
-            next_chunk(&mut body).await;
+            next_chunk(&queue);
         }
     }
 
     #[test]
     fn the_cost_counts_the_frame_as_written() {
+        use actix_http::ws::{OpCode as Op, Parser};
         for len in [0, 3, 125, 126, 1000, 0xffff, 0x10000] {
-            let mut written = BytesMut::new();
-            Parser::write_message(&mut written, vec![0u8; len], OpCode::Binary, true, false);
+            // actix-http's encoder as the reference for our framing.
+            let mut written = bytes::BytesMut::new();
+            Parser::write_message(&mut written, vec![0u8; len], Op::Binary, true, false);
+            let mut ours = Vec::new();
+            write_frame(&mut ours, OpCode::Binary, &vec![0u8; len]);
+            assert_eq!(&ours[..], &written[..], "payload of {len}");
             assert_eq!(wire_len(len), written.len(), "payload of {len}");
             assert_eq!(
                 Frame::Message(Bytes::from(vec![0u8; len])).cost(),
@@ -445,18 +518,99 @@ mod tests {
         }
     }
 
-    #[actix_rt::test]
-    async fn a_close_waits_behind_queued_frames_and_finish_ends_the_body() {
+    #[test]
+    fn a_close_waits_behind_queued_frames_and_finish_ends_the_body() {
         let queue = Outbound::new(8, Duration::from_secs(5));
         queue.push_message(frame(7), Instant::now());
         assert!(queue.close(1001));
         assert!(!queue.close(1000));
-        let mut body = OutboundBody::new(queue.clone());
         assert_eq!(
-            &next_chunk(&mut body).await[..],
+            &next_chunk(&queue)[..],
             &[0x82, 3, 7, 7, 7, 0x88, 2, 0x03, 0xe9][..]
         );
         queue.finish();
-        assert!(body.next().await.is_none());
+        assert_eq!(queue.push_message(frame(8), Instant::now()), Push::Closed);
+        assert!(next_chunk(&queue).is_empty());
+    }
+
+    /// A socket that takes at most `room` bytes per write.
+    struct Stingy {
+        room: usize,
+        taken: Vec<u8>,
+    }
+
+    impl std::io::Write for Stingy {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = bytes.len().min(self.room);
+            self.taken.extend_from_slice(&bytes[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_short_write_finishes_its_frame_first_and_newer_states_still_replace_older_ones() {
+        let queue = Outbound::new(1000, Duration::from_secs(5));
+        let now = Instant::now();
+        let mut socket = Stingy {
+            room: 4,
+            taken: Vec::new(),
+        };
+        let mut buf = Vec::new();
+        queue.push_message(frame(1), now);
+        queue.push_state(frame(2), now);
+        assert_eq!(
+            queue.write_to(&mut socket, &mut buf, now).unwrap(),
+            Written::Partial
+        );
+        assert_eq!(
+            queue.queued_bytes(),
+            6,
+            "the unsent tail counts against the bound"
+        );
+        // Two states arrive while the tail waits; only the newer is sent, after the tail.
+        queue.push_state(frame(3), now);
+        queue.push_state(frame(4), now);
+        socket.room = 0;
+        assert_eq!(
+            queue.write_to(&mut socket, &mut buf, now).unwrap(),
+            Written::Partial
+        );
+        socket.room = 100;
+        assert_eq!(
+            queue.write_to(&mut socket, &mut buf, now).unwrap(),
+            Written::All
+        );
+        assert_eq!(
+            socket.taken,
+            [0x82, 3, 1, 1, 1, 0x82, 3, 2, 2, 2, 0x82, 3, 4, 4, 4]
+        );
+        assert_eq!((queue.queued(), queue.queued_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn a_socket_that_takes_nothing_is_closed_4002_by_time() {
+        let queue = Outbound::new(1 << 20, Duration::from_millis(100));
+        let now = Instant::now();
+        let mut socket = Stingy {
+            room: 0,
+            taken: Vec::new(),
+        };
+        let mut buf = Vec::new();
+        queue.push_state(frame(1), now);
+        queue.write_to(&mut socket, &mut buf, now).unwrap();
+        queue.push_state(frame(2), now + Duration::from_millis(60));
+        queue
+            .write_to(&mut socket, &mut buf, now + Duration::from_millis(60))
+            .unwrap();
+        assert_eq!(
+            queue.push_state(frame(3), now + Duration::from_millis(120)),
+            Push::TooSlow
+        );
     }
 }
