@@ -40,7 +40,7 @@ pub struct RoomTick {
 struct FakeConnection {
     player: PlayerId,
     input: std::sync::Arc<server::room::input::InputCell<Direction>>,
-    queue: std::sync::Arc<server::transport::outbound::Outbound>,
+    queue: server::transport::outbound::Outbound,
 }
 
 impl RoomTick {

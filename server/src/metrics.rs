@@ -439,11 +439,11 @@ fn hot(cell: &'static OnceLock<Counter>, name: &'static str) -> &'static Counter
     cell.get_or_init(|| counter!(name))
 }
 
-pub fn frame_in(bytes: usize) {
+pub fn frames_in(frames: u64, bytes: u64) {
     static FRAMES: OnceLock<Counter> = OnceLock::new();
     static BYTES: OnceLock<Counter> = OnceLock::new();
-    hot(&FRAMES, "skirmish_frames_in_total").increment(1);
-    hot(&BYTES, "skirmish_bytes_in_total").increment(bytes as u64);
+    hot(&FRAMES, "skirmish_frames_in_total").increment(frames);
+    hot(&BYTES, "skirmish_bytes_in_total").increment(bytes);
 }
 
 pub fn frames_out(frames: u64, bytes: u64) {

@@ -296,6 +296,7 @@ impl<G: ServerGame> RoomActor<G> {
                 connection.link.write(started);
             }
         }
+        crate::transport::flush_traffic();
         // 5. housekeeping
         if started >= self.next_housekeeping {
             self.next_housekeeping = started + HOUSEKEEPING_EVERY;

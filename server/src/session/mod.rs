@@ -338,6 +338,7 @@ impl<G: ServerGame> SessionActor<G> {
             let now = Instant::now();
             session.link.write(now);
             session.link.read(now);
+            crate::transport::flush_traffic();
             session.check_close(ctx);
         });
         self.check_close(ctx);

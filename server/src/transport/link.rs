@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::frame::{self, FrameError, InFrame, MAX_HEADER};
@@ -49,7 +49,7 @@ struct Inbound<H> {
 
 pub struct Link<H> {
     socket: TcpStream,
-    outbound: Arc<Outbound>,
+    outbound: Outbound,
     inbound: Mutex<Inbound<H>>,
     max_frame_bytes: usize,
 }
@@ -76,7 +76,7 @@ impl<H: FrameHandler> Link<H> {
     pub fn new(
         socket: TcpStream,
         early: &[u8],
-        outbound: Arc<Outbound>,
+        outbound: Outbound,
         handler: H,
         max_frame_bytes: usize,
     ) -> Self {
@@ -102,7 +102,7 @@ impl<H: FrameHandler> Link<H> {
         f(&mut self.inbound().handler)
     }
 
-    pub fn queue(&self) -> &Arc<Outbound> {
+    pub fn queue(&self) -> &Outbound {
         &self.outbound
     }
 
@@ -168,7 +168,7 @@ impl<H: FrameHandler> Link<H> {
         while at < filled {
             match frame::parse(&mut buf[at..filled], self.max_frame_bytes) {
                 Ok(Some((taken, frame))) => {
-                    crate::metrics::frame_in(taken);
+                    super::count_traffic(1, taken as u64, 0, 0);
                     inbound.handler.frame(frame, &self.outbound, now);
                     at += taken;
                 }
@@ -228,6 +228,7 @@ mod tests {
     use super::*;
     use crate::transport::frame::client_frame;
     use std::io::Write;
+    use std::sync::Arc;
     use std::time::Duration;
 
     #[derive(Default)]

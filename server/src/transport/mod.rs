@@ -9,6 +9,32 @@ pub mod frame;
 pub mod link;
 pub mod outbound;
 
+use std::cell::Cell;
+
+thread_local! {
+    /// Frames and bytes in and out on this thread since the last [`flush_traffic`]: counted per
+    /// frame here, handed to the metrics once per tick, not once per client.
+    static TRAFFIC: Cell<[u64; 4]> = const { Cell::new([0; 4]) };
+}
+
+fn count_traffic(frames_in: u64, bytes_in: u64, frames_out: u64, bytes_out: u64) {
+    TRAFFIC.with(|t| {
+        let [a, b, c, d] = t.get();
+        t.set([a + frames_in, b + bytes_in, c + frames_out, d + bytes_out]);
+    });
+}
+
+/// Adds this thread's traffic since the last call to the metrics. Called at the end of each pass.
+pub fn flush_traffic() {
+    let [frames_in, bytes_in, frames_out, bytes_out] = TRAFFIC.with(|t| t.replace([0; 4]));
+    if frames_in > 0 {
+        crate::metrics::frames_in(frames_in, bytes_in);
+    }
+    if frames_out > 0 || bytes_out > 0 {
+        crate::metrics::frames_out(frames_out, bytes_out);
+    }
+}
+
 /// An upgraded WebSocket connection as the HTTP side hands it over: the socket, already out of the
 /// reactor, and what the client sent after its handshake request that HTTP had already read.
 #[derive(Debug)]

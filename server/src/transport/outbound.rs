@@ -16,7 +16,7 @@
 //!   state.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -98,8 +98,8 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(max_bytes: usize, slow_client_timeout: Duration) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(max_bytes: usize, slow_client_timeout: Duration) -> Self {
+        Self {
             inner: Mutex::new(Inner {
                 frames: VecDeque::new(),
                 bytes: 0,
@@ -109,7 +109,7 @@ impl Outbound {
             }),
             max_bytes,
             slow_client_timeout,
-        })
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -251,7 +251,7 @@ impl Outbound {
             // A frame is half out: finish it before anything else, so the stream stays framed.
             let taken = write_some(sink, &inner.unsent)?;
             inner.bytes = inner.bytes.saturating_sub(taken);
-            crate::metrics::frames_out(0, taken as u64);
+            super::count_traffic(0, 0, 0, taken as u64);
             if taken < inner.unsent.len() {
                 inner.unsent.drain(..taken);
                 inner.note_stall(taken > 0, now);
@@ -287,7 +287,7 @@ impl Outbound {
             }
         }
         let taken = write_some(sink, buf)?;
-        crate::metrics::frames_out(frames, taken as u64);
+        super::count_traffic(0, 0, frames, taken as u64);
         if taken == buf.len() {
             inner.bytes = 0;
             inner.waiting_since = None;
