@@ -403,12 +403,15 @@ pub(crate) async fn restore_room(
     })
 }
 
-/// Once a second: forget used ticket nonces that have expired and closed rooms past retention.
+/// Once a second: fold the histograms' samples, forget used ticket nonces that have expired and closed rooms past retention.
 fn spawn_sweeper(state: web::Data<AppState>) {
     actix_rt::spawn(async move {
         let mut interval = actix_rt::time::interval(Duration::from_secs(1));
         loop {
             interval.tick().await;
+            // Folds the histograms' recorded samples into their buckets. Without it they pile up
+            // until /metrics is scraped: two per room per tick, without bound if nobody scrapes.
+            state.metrics.run_upkeep();
             state.nonces.purge_expired(crate::clock::now_ms());
             let retention = Duration::from_millis(state.config.closed_room_retention_ms);
             state

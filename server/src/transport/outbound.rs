@@ -6,8 +6,8 @@
 //! not take waits, ahead of anything newer, for the next tick. The slow-client policy judges a client
 //! by what it fails to take, never by how many messages the room had to tell it at once (a burst of
 //! events in one tick is normal and goes out whole at the tick's write):
-//! - an unsent `state` is replaced by the newer one (only the newest state matters), so at most one
-//!   state ever waits in the queue and it is not counted against the bound;
+//! - an unsent `state` is replaced by the newer one (only the newest state matters): it waits in a
+//!   slot of its own, written after the messages, and is not counted against the bound;
 //! - a frame waiting longer than `slow_client_timeout` closes the connection with 4002 (time);
 //! - so does a message (event, chat, reply, ping) that would take the bytes waiting past `max_bytes`
 //!   (memory): frames as they go on the wire plus the queue's own slot per frame, plus the unsent
@@ -78,6 +78,10 @@ pub enum Push {
 
 #[derive(Debug)]
 struct Inner {
+    /// The newest state not yet written: states replace each other, so one slot, outside the queue.
+    state: Option<Bytes>,
+    /// Everything else, in order. Emptied queues give their memory back: most ticks queue nothing
+    /// here, so a quiet connection holds no queue at all.
     frames: VecDeque<Frame>,
     /// [`Frame::cost`] of every queued frame but the state: what the bound is checked against.
     bytes: usize,
@@ -101,6 +105,7 @@ impl Outbound {
     pub fn new(max_bytes: usize, slow_client_timeout: Duration) -> Self {
         Self {
             inner: Mutex::new(Inner {
+                state: None,
                 frames: VecDeque::new(),
                 bytes: 0,
                 unsent: Vec::new(),
@@ -150,24 +155,19 @@ impl Outbound {
             Self::begin_close(&mut inner, protocol::close::TOO_SLOW, true);
             return Push::TooSlow;
         }
-        if matches!(frame, Frame::State(_)) {
-            if let Some(position) = inner
-                .frames
-                .iter()
-                .position(|f| matches!(f, Frame::State(_)))
-            {
-                inner.frames.remove(position);
-            }
-        } else {
-            let cost = frame.cost();
-            // A lone message always fits: the bound is on what piles up, not on one frame's size.
-            if inner.bytes > 0 && inner.bytes + cost > self.max_bytes {
-                Self::begin_close(&mut inner, protocol::close::TOO_SLOW, true);
-                return Push::TooSlow;
-            }
-            inner.bytes += cost;
-        }
         // Replacing an unsent state does not restart the clock: the client still took nothing.
+        if let Frame::State(state) = frame {
+            inner.state = Some(state);
+            inner.waiting_since.get_or_insert(now);
+            return Push::Queued;
+        }
+        let cost = frame.cost();
+        // A lone message always fits: the bound is on what piles up, not on one frame's size.
+        if inner.bytes > 0 && inner.bytes + cost > self.max_bytes {
+            Self::begin_close(&mut inner, protocol::close::TOO_SLOW, true);
+            return Push::TooSlow;
+        }
+        inner.bytes += cost;
         inner.waiting_since.get_or_insert(now);
         inner.frames.push_back(frame);
         Push::Queued
@@ -176,11 +176,15 @@ impl Outbound {
     fn begin_close(inner: &mut Inner, code: u16, drop_pending: bool) {
         if drop_pending {
             inner.frames.clear();
+            inner.state = None;
             // A half-written frame stays: it must be finished before the close frame can follow.
             inner.bytes = inner.unsent.len();
             if inner.unsent.is_empty() {
                 inner.waiting_since = None;
             }
+        } else if let Some(state) = inner.state.take() {
+            // The newest state still goes out, before the close frame.
+            inner.frames.push_back(Frame::State(state));
         }
         inner.frames.push_back(Frame::Close(code));
         inner.phase = Phase::Closing;
@@ -200,7 +204,8 @@ impl Outbound {
     pub fn finish(&self) {
         let mut inner = self.lock();
         inner.phase = Phase::Finished;
-        inner.frames.clear();
+        inner.frames = VecDeque::new();
+        inner.state = None;
         inner.unsent = Vec::new();
         inner.bytes = 0;
     }
@@ -211,7 +216,8 @@ impl Outbound {
 
     /// Frames waiting, the state included.
     pub fn queued(&self) -> usize {
-        self.lock().frames.len()
+        let inner = self.lock();
+        inner.frames.len() + usize::from(inner.state.is_some())
     }
 
     /// Bytes of messages waiting (everything but the state), as the bound counts them.
@@ -261,7 +267,7 @@ impl Outbound {
             inner.unsent = Vec::new();
             wrote = true;
         }
-        if inner.frames.is_empty() {
+        if inner.frames.is_empty() && inner.state.is_none() {
             if inner.bytes == 0 {
                 inner.waiting_since = None;
             }
@@ -282,9 +288,17 @@ impl Outbound {
                     inner.phase = Phase::CloseSent(now);
                     // Nothing goes out after a close frame.
                     inner.frames.clear();
+                    inner.state = None;
                     break;
                 }
             }
+        }
+        if let Some(state) = inner.state.take() {
+            frames += 1;
+            write_frame(buf, OpCode::Binary, &state);
+        }
+        if inner.frames.capacity() > 0 {
+            inner.frames = VecDeque::new();
         }
         let taken = write_some(sink, buf)?;
         super::count_traffic(0, 0, frames, taken as u64);
