@@ -21,6 +21,16 @@ pub struct Connection {
     pub session: Recipient<Kick>,
 }
 
+impl Connection {
+    /// Writes a close frame with `code` at once and tells the session, which runs the rest of the
+    /// close handshake.
+    pub fn close_now(&self, code: u16, now: std::time::Instant) {
+        self.link.outbound().close(code);
+        self.link.write(now);
+        self.session.do_send(Kick { code });
+    }
+}
+
 /// A session asks to take (or take back) its player's slot, with the cell it writes the player's
 /// inputs into. Once seated, the room reads the connection at every tick; it has already queued
 /// `welcome` on it when it answers.

@@ -258,10 +258,8 @@ impl<G: ServerGame> RoomActor<G> {
         }
 
         // 0. read every socket once; inputs land in the cells
-        for seat in &self.seats {
-            if let Some(connection) = &seat.connection {
-                connection.link.read(started);
-            }
+        for connection in self.connections() {
+            connection.link.read(started);
         }
         // 1. inputs
         for seat in &self.seats {
@@ -288,14 +286,9 @@ impl<G: ServerGame> RoomActor<G> {
                 }
             }
         }
-        // 4. state, encoded once
+        // 4. state, encoded once, and every queue written
         let state = self.encoder.encode(self.game.tick(), &self.game.view());
-        self.fan_out_state(state, started);
-        for seat in &self.seats {
-            if let Some(connection) = &seat.connection {
-                connection.link.write(started);
-            }
-        }
+        self.send_state(state, started);
         crate::transport::flush_traffic();
         // 5. housekeeping
         if started >= self.next_housekeeping {
@@ -325,25 +318,29 @@ impl<G: ServerGame> RoomActor<G> {
         }
     }
 
+    fn connections(&self) -> impl Iterator<Item = &Connection> {
+        self.seats
+            .iter()
+            .filter_map(|seat| seat.connection.as_ref())
+    }
+
     fn broadcast(&self, frame: Bytes, now: Instant) {
-        for seat in &self.seats {
-            if let Some(connection) = &seat.connection {
-                Self::push_or_kick(
-                    connection,
-                    connection.link.outbound().push_message(frame.clone(), now),
-                );
-            }
+        for connection in self.connections() {
+            Self::push_or_kick(
+                connection,
+                connection.link.outbound().push_message(frame.clone(), now),
+            );
         }
     }
 
-    fn fan_out_state(&self, frame: Bytes, now: Instant) {
-        for seat in &self.seats {
-            if let Some(connection) = &seat.connection {
-                Self::push_or_kick(
-                    connection,
-                    connection.link.outbound().push_state(frame.clone(), now),
-                );
-            }
+    /// Queues the tick's state on every connection and writes each queue to its socket.
+    fn send_state(&self, frame: Bytes, now: Instant) {
+        for connection in self.connections() {
+            Self::push_or_kick(
+                connection,
+                connection.link.outbound().push_state(frame.clone(), now),
+            );
+            connection.link.write(now);
         }
     }
 
@@ -446,9 +443,7 @@ impl<G: ServerGame> RoomActor<G> {
         for seat in &mut self.seats {
             if let Some(connection) = seat.connection.take() {
                 // Written now: the room stops, and the session may not run before the process does.
-                connection.link.outbound().close(code);
-                connection.link.write(Instant::now());
-                connection.session.do_send(Kick { code });
+                connection.close_now(code, Instant::now());
             }
         }
     }
@@ -546,11 +541,7 @@ impl<G: ServerGame> Handler<Join<G::Input>> for RoomActor<G> {
         seat.input = join.input;
         if let Some(old) = seat.connection.replace(join.connection) {
             debug!(room_id = %self.shared.id, player_id = %seat.player, "replaced by a newer connection");
-            old.link.outbound().close(protocol::close::REPLACED);
-            old.link.write(now);
-            old.session.do_send(Kick {
-                code: protocol::close::REPLACED,
-            });
+            old.close_now(protocol::close::REPLACED, now);
         }
         seat.dropped_at = None;
         MessageResult(Ok(()))

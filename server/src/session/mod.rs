@@ -261,7 +261,6 @@ pub struct SessionActor<G: ServerGame> {
     player: PlayerId,
     room: RoomHandle<G::Input>,
     link: Arc<Link<Frames<G>>>,
-    input: Arc<InputCell<G::Input>>,
     settings: Arc<SessionSettings>,
     /// When this side started closing.
     closing_since: Option<Instant>,
@@ -280,12 +279,11 @@ impl<G: ServerGame> SessionActor<G> {
         span.follows_from(tracing::Span::current().id());
         let settings = start.settings;
         SessionActor::create(move |ctx| {
-            let input: Arc<InputCell<G::Input>> = Arc::default();
             let frames = Frames {
                 player: start.player.clone(),
                 room: room.clone(),
                 session: ctx.address().downgrade(),
-                input: input.clone(),
+                input: Arc::default(),
                 max_frame_bytes: settings.max_frame_bytes,
                 inputs: TokenBucket::new(2.0 * tick_rate, 2.0 * tick_rate, now),
                 chats: TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND, now),
@@ -309,7 +307,6 @@ impl<G: ServerGame> SessionActor<G> {
                 player: start.player,
                 room,
                 link: Arc::new(link),
-                input,
                 settings,
                 closing_since: None,
                 span,
@@ -390,7 +387,7 @@ impl<G: ServerGame> Actor for SessionActor<G> {
                 link: self.link.clone(),
                 session: ctx.address().recipient(),
             },
-            input: self.input.clone(),
+            input: self.link.with_handler(|frames| frames.input.clone()),
         };
         // The room reads the link only once it has seated the connection, so no frame comes
         // before the join's answer.

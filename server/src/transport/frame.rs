@@ -115,20 +115,42 @@ fn unmask(payload: &mut [u8], key: [u8; 4]) {
     }
 }
 
-/// A masked client frame, as a client would send it: for tests and fuzzing.
-pub fn client_frame(fin: bool, opcode: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let mut frame = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        len @ 0..=125 => frame.push(0x80 | len as u8),
-        len @ 126..=0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
+/// Appends a frame header without its mask key: `first` is FIN, RSV and opcode, then the MASK bit
+/// and the shortest length encoding (RFC 6455 §5.2). Shared by server frames and [`client_frame`].
+pub fn push_header(buf: &mut Vec<u8>, first: u8, masked: bool, len: usize) {
+    let mask = if masked { 0x80 } else { 0 };
+    buf.push(first);
+    match len {
+        0..=125 => buf.push(mask | len as u8),
+        126..=0xffff => {
+            buf.push(mask | 126);
+            buf.extend_from_slice(&(len as u16).to_be_bytes());
         }
-        len => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        _ => {
+            buf.push(mask | 127);
+            buf.extend_from_slice(&(len as u64).to_be_bytes());
         }
     }
+}
+
+/// Bytes of the header [`push_header`] writes for an unmasked frame of `len` bytes.
+pub fn header_len(len: usize) -> usize {
+    match len {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    }
+}
+
+/// A masked client frame, as a client would send it: for tests and fuzzing.
+pub fn client_frame(fin: bool, opcode: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    push_header(
+        &mut frame,
+        (u8::from(fin) << 7) | opcode,
+        true,
+        payload.len(),
+    );
     frame.extend_from_slice(&key);
     frame.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
     frame

@@ -47,6 +47,16 @@ struct Inbound<H> {
     ended: bool,
 }
 
+impl<H: FrameHandler> Inbound<H> {
+    /// The client is gone (end of stream, reset): tell the handler once, read nothing more.
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.handler.gone();
+        }
+    }
+}
+
 pub struct Link<H> {
     socket: TcpStream,
     outbound: Outbound,
@@ -138,30 +148,14 @@ impl<H: FrameHandler> Link<H> {
             inbound.partial = Vec::new();
         }
         let read = if more_waiting || carried == capacity {
-            Err(std::io::ErrorKind::WouldBlock.into())
+            Ok(None)
         } else {
-            (&self.socket).read(&mut buf[carried..capacity])
+            super::nonblocking((&self.socket).read(&mut buf[carried..capacity]))
         };
         let read = match read {
-            Ok(0) => {
-                inbound.ended = true;
-                inbound.handler.gone();
-                return;
-            }
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                0
-            }
-            Err(_) => {
-                inbound.ended = true;
-                inbound.handler.gone();
-                return;
-            }
+            Ok(Some(0)) | Err(_) => return inbound.end(),
+            Ok(Some(n)) => n,
+            Ok(None) => 0,
         };
         let filled = carried + read;
         let mut at = 0;
@@ -214,11 +208,7 @@ impl<H: FrameHandler> TickIo for Link<H> {
         });
         if written.is_err() {
             // Reset or broken pipe: the client is gone. The next read would say so too.
-            let mut inbound = self.inbound();
-            if !inbound.ended {
-                inbound.ended = true;
-                inbound.handler.gone();
-            }
+            self.inbound().end();
         }
     }
 }

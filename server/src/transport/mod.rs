@@ -11,6 +11,22 @@ pub mod outbound;
 
 use std::cell::Cell;
 
+/// The result of one non-blocking `read` or `write`: `None` when the socket cannot move bytes now.
+fn nonblocking(result: std::io::Result<usize>) -> std::io::Result<Option<usize>> {
+    match result {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 thread_local! {
     /// Frames and bytes in and out on this thread since the last [`flush_traffic`]: counted per
     /// frame here, handed to the metrics once per tick, not once per client.

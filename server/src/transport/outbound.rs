@@ -48,12 +48,7 @@ impl Frame {
 
 /// Length on the wire of an unmasked (server-to-client) frame with this payload.
 fn wire_len(payload: usize) -> usize {
-    let header = match payload {
-        0..=125 => 2,
-        126..=0xffff => 4,
-        _ => 10,
-    };
-    header + payload
+    super::frame::header_len(payload) + payload
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,18 +323,7 @@ impl Inner {
 
 /// One `write`; a socket that cannot take anything now has taken 0 bytes.
 fn write_some(sink: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<usize> {
-    match sink.write(bytes) {
-        Ok(n) => Ok(n),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-            ) =>
-        {
-            Ok(0)
-        }
-        Err(e) => Err(e),
-    }
+    super::nonblocking(sink.write(bytes)).map(|taken| taken.unwrap_or(0))
 }
 
 /// Appends an unmasked (server-to-client) frame.
@@ -351,18 +335,7 @@ fn write_frame(buf: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
             OpCode::Ping => 0x9,
             OpCode::Pong => 0xa,
         };
-    buf.push(first);
-    match payload.len() {
-        len @ 0..=125 => buf.push(len as u8),
-        len @ 126..=0xffff => {
-            buf.push(126);
-            buf.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            buf.push(127);
-            buf.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
+    super::frame::push_header(buf, first, false, payload.len());
     buf.extend_from_slice(payload);
 }
 
